@@ -1,0 +1,41 @@
+"""HTTP client for Voucherify's Orders API. Knows nothing of Django models."""
+
+from .client import DEFAULT_API_URL, MAX_IMPORT_ORDERS, ApiCall, VoucherifyClient
+from .errors import (
+    AuthenticationError,
+    NotFound,
+    PayloadError,
+    RateLimited,
+    ValidationError,
+    VoucherifyAPIError,
+    VoucherifyClientError,
+    VoucherifyConfigurationError,
+    VoucherifyError,
+    VoucherifyResponseError,
+    VoucherifyServerError,
+    VoucherifyTransportError,
+)
+from .ratelimit import RateLimitInfo
+from .retry import Idempotency, RetryPolicy
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "MAX_IMPORT_ORDERS",
+    "ApiCall",
+    "AuthenticationError",
+    "Idempotency",
+    "NotFound",
+    "PayloadError",
+    "RateLimitInfo",
+    "RateLimited",
+    "RetryPolicy",
+    "ValidationError",
+    "VoucherifyAPIError",
+    "VoucherifyClient",
+    "VoucherifyClientError",
+    "VoucherifyConfigurationError",
+    "VoucherifyError",
+    "VoucherifyResponseError",
+    "VoucherifyServerError",
+    "VoucherifyTransportError",
+]
