@@ -1,0 +1,86 @@
+"""Control endpoints under /_emulator/ for driving the emulator from another process.
+
+No auth, no faults, no rate limit, and not recorded in `Emulator.requests`: they are the
+test harness, not the API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from .faults import DEFAULT_IMPORT_FAILURE
+from .response import EmulatorResponse
+from .util import dumps
+
+if TYPE_CHECKING:
+    from .app import Emulator
+
+PREFIX = "/_emulator"
+
+
+def is_control(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def handle(emu: Emulator, method: str, path: str, body: bytes) -> EmulatorResponse:
+    route = (method, path.rstrip("/"))
+    try:
+        if route == ("GET", f"{PREFIX}/health"):
+            return _json(200, {"ok": True})
+        if route == ("POST", f"{PREFIX}/reset"):
+            emu.reset()
+            return _json(200, {"ok": True})
+        if route == ("POST", f"{PREFIX}/faults"):
+            configure_faults(emu, json.loads(body or b"{}"))
+            return _json(200, {"ok": True})
+        if route == ("GET", f"{PREFIX}/orders"):
+            return _json(200, emu.orders())
+        if route == ("POST", f"{PREFIX}/finish-async"):
+            emu.finish_async()
+            return _json(200, {"ok": True})
+        if route == ("GET", f"{PREFIX}/requests"):
+            return _json(200, request_counts(emu))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return _json(400, {"ok": False, "error": str(exc)})
+    return _json(404, {"ok": False, "error": f"no control endpoint {method} {path}"})
+
+
+def configure_faults(emu: Emulator, config: dict[str, Any]) -> None:
+    """Apply {"clear", "script", "rates", "seed", "latency_ms", "retry_after",
+    "fail_import": {"source_ids", "reason"}, "fail_export_next"}; clear goes first."""
+    faults = emu.faults
+    if not isinstance(config, dict):
+        raise ValueError("the faults body must be a JSON object")
+    if config.get("clear"):
+        faults.clear()
+    if "script" in config:
+        faults.script(config["script"])
+    if "rates" in config:
+        faults.set_rates(config["rates"], seed=config.get("seed"))
+    if "latency_ms" in config:
+        faults.latency = float(config["latency_ms"]) / 1000
+    if "retry_after" in config:
+        faults.retry_after = int(config["retry_after"])
+    if "fail_import" in config:
+        spec = config["fail_import"]
+        faults.fail_import(spec["source_ids"], spec.get("reason", DEFAULT_IMPORT_FAILURE))
+    if "fail_export_next" in config:
+        faults.fail_export_next(int(config["fail_export_next"]))
+
+
+def request_counts(emu: Emulator) -> dict[str, Any]:
+    records = emu.requests
+    return {
+        "total": len(records),
+        "by_status": dict(Counter(str(r.status) for r in records)),
+        "by_endpoint": dict(Counter(f"{r.method} {r.path}" for r in records)),
+        "requests": [list(r) for r in records],
+    }
+
+
+def _json(status: int, payload: Any) -> EmulatorResponse:
+    return EmulatorResponse(
+        status, {"Content-Type": "application/json; charset=utf-8"}, dumps(payload)
+    )
