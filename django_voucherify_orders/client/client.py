@@ -139,11 +139,11 @@ class VoucherifyClient:
             idempotency=Idempotency.IDEMPOTENT if upsert else Idempotency.NOT_IDEMPOTENT,
         )
 
-    def get_order(self, order_id: str) -> Order:
+    def get_order(self, order_id: str | int) -> Order:
         """GET /v1/orders/{id}; ``order_id`` is Voucherify's id or the shop's source_id."""
         return self._call("GET", f"/v1/orders/{_segment(order_id)}", Order)
 
-    def update_order(self, order_id: str, changes: OrderUpdate | Mapping[str, Any]) -> Order:
+    def update_order(self, order_id: str | int, changes: OrderUpdate | Mapping[str, Any]) -> Order:
         """PUT /v1/orders/{id}: sets the given fields, leaves the others as they are."""
         body = _as_model(OrderUpdate, changes)
         return self._call("PUT", f"/v1/orders/{_segment(order_id)}", Order, json=body.to_json())
@@ -481,10 +481,12 @@ def _as_model(
         raise PayloadError(what, validation_problems(exc)) from None
 
 
-def _segment(value: str) -> str:
+def _segment(value: str | int) -> str:
     """Path-escape an id: a source_id may hold '/', '?', '#' or spaces."""
-    if not value:
-        raise ValueError("an id or source_id is required")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a shop's integer primary key used as source_id
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"an id or source_id (a non-empty string) is required, not {value!r}")
     return quote(value, safe="")
 
 
