@@ -10,6 +10,7 @@ class VoucherifyOrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks
+        from . import checks, receivers
 
         checks.register()
+        receivers.connect()

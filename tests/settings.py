@@ -1,8 +1,12 @@
 """Settings for the test suite. ``DATABASE_URL=postgres://...`` runs it on PostgreSQL."""
 
 import os
+import sys
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+# The example shop is the order model the tests sync, as a user's project would.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "example_project"))
 
 SECRET_KEY = "tests-only-django-secret"
 DEBUG = False
@@ -18,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django_voucherify_orders",
+    "shop",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -60,6 +65,9 @@ VOUCHERIFY_ORDERS = {
     "APP_ID": "test-app-id",
     "SECRET_KEY": "test-secret-key",
     "API_URL": "https://api.voucherify.io",
+    "ORDER_MODEL": "shop.Order",
+    "MAPPER": "shop.voucherify.ShopOrderMapper",
+    "TRIGGERS": {"shop.OrderItem": "order"},
     # Tests must not sleep: retries back off by at most a few milliseconds.
     "HTTP_BACKOFF_BASE": 0.001,
     "HTTP_BACKOFF_MAX": 0.005,

@@ -1,0 +1,106 @@
+"""The outbox and sync state of each order, and the log of every HTTP attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class SyncState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SYNCED = "synced", _("Synced")
+    FAILED = "failed", _("Failed")
+    # A before_push receiver cancelled the push of this version.
+    SKIPPED = "skipped", _("Skipped")
+    # The local order is gone. Voucherify has no DELETE for orders, so the remote one stays.
+    DELETED = "deleted", _("Deleted locally")
+
+
+class OrderSync(models.Model):
+    """One row per synced local order: the outbox entry and what Voucherify holds.
+
+    ``version`` is bumped in the same transaction as every change to the order;
+    ``pushed_version`` is the version the last successful push read. The row is
+    dirty while ``version > pushed_version``.
+    """
+
+    # The local order's primary key, as text: it keys the row, so marking an order
+    # changed needs no lookup, and Celery tasks carry just this value.
+    order_pk = models.CharField(_("local order key"), max_length=255, primary_key=True)
+    # Filled in on the first push when a related model's save created the row.
+    source_id = models.CharField(_("source id"), max_length=255, unique=True, null=True)
+    voucherify_id = models.CharField(_("Voucherify id"), max_length=64, blank=True, default="")
+    state = models.CharField(
+        _("state"), max_length=16, choices=SyncState.choices, default=SyncState.PENDING
+    )
+    version = models.PositiveBigIntegerField(_("version"), default=1)
+    pushed_version = models.PositiveBigIntegerField(_("pushed version"), default=0)
+    payload_hash = models.CharField(_("payload hash"), max_length=64, blank=True, default="")
+    last_payload = models.JSONField(_("last pushed payload"), null=True, blank=True)
+    remote_snapshot = models.JSONField(_("remote snapshot"), null=True, blank=True)
+    last_error_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error_key = models.CharField(_("error key"), max_length=64, blank=True, default="")
+    last_error_message = models.TextField(_("error message"), blank=True, default="")
+    last_error_details = models.TextField(_("error details"), blank=True, default="")
+    last_error_request_id = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("order sync")
+        verbose_name_plural = _("order syncs")
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="vo_ordersync_state_next"),
+            models.Index(fields=["last_error_key"], name="vo_ordersync_error_key"),
+        ]
+        permissions = [
+            ("push_ordersync", _("Can push orders to Voucherify")),
+            ("view_remote_orders", _("Can view orders held by Voucherify")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} ({self.state})"
+
+    @property
+    def is_dirty(self) -> bool:
+        return self.version > self.pushed_version
+
+    def last_error(self) -> dict[str, Any] | None:
+        if not (self.last_error_key or self.last_error_message):
+            return None
+        return {
+            "status_code": self.last_error_status,
+            "key": self.last_error_key,
+            "message": self.last_error_message,
+            "details": self.last_error_details,
+            "request_id": self.last_error_request_id,
+        }
+
+
+class SyncAttempt(models.Model):
+    """One HTTP attempt made for an order push. Written for every call, retries included."""
+
+    sync = models.ForeignKey(OrderSync, on_delete=models.CASCADE, related_name="attempts_log")
+    started_at = models.DateTimeField(_("started"), db_index=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=512)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    response_body = models.TextField(_("response (truncated)"), blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = _("sync attempt")
+        verbose_name_plural = _("sync attempts")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} -> {self.status_code or self.error[:40]}"

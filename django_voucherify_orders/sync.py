@@ -1,0 +1,538 @@
+"""The push engine: from a dirty OrderSync row to Voucherify, exactly once per change.
+
+Invariants (DESIGN.md) and where they live here:
+
+- No lost change: rows are marked in the caller's transaction (``mark_changed``), the
+  push is enqueued after commit, and ``sweep`` re-enqueues what was never delivered.
+- No stale overwrite: one push per order at a time (a lease on its row), and the
+  payload is built from the database *after* the lease is taken.
+- No wasted call: enqueues are de-duplicated per transaction and while a push is
+  queued, and a payload whose hash equals the last pushed one is not sent.
+- Bounded failures: transient errors back off (full jitter, server waits honoured)
+  up to ``MAX_ATTEMPTS``; 4xx answers and bad local data fail the row at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, models, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from .client import (
+    ApiCall,
+    NotFound,
+    RateLimited,
+    RetryPolicy,
+    VoucherifyAPIError,
+    VoucherifyClient,
+    VoucherifyClientError,
+    VoucherifyError,
+)
+from .client.errors import MAX_BODY_CHARS
+from .client.retry import full_jitter_backoff
+from .client.schemas import Order
+from .conf import VoucherifyOrdersSettings, get_settings
+from .mapping import MappingError, get_mapper
+from .models import OrderSync, SyncAttempt, SyncState
+from .signals import CancelPush, after_push, before_push, push_failed
+from .throttle import SharedRateLimiter
+
+__all__ = ["PushResult", "enqueue_push", "enqueue_sync", "mark_changed", "paused_sync", "push"]
+
+logger = logging.getLogger("django_voucherify_orders.sync")
+
+QUEUED_KEY = "voucherify_orders:queued:{}"
+QUEUED_TTL = 60  # seconds a "push is queued" marker outlives the push's countdown
+MAX_THROTTLE_WAIT = 5.0  # longer waits for a rate-limit slot reschedule the task instead
+
+
+# --- pausing ----------------------------------------------------------------------------
+
+_paused = threading.local()
+
+
+@contextmanager
+def paused_sync() -> Iterator[None]:
+    """Within the block, changed orders are marked pending but not pushed (bulk loads,
+    data migrations). ``manage.py voucherify_sync`` or the sweep catches up later."""
+    _paused.depth = getattr(_paused, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _paused.depth -= 1
+
+
+def live_sync_enabled(config: VoucherifyOrdersSettings | None = None) -> bool:
+    config = config or get_settings()
+    return config.auto_sync and not getattr(_paused, "depth", 0)
+
+
+# --- marking changes (request path: no HTTP, at most two queries) ------------------------
+
+
+def mark_changed(
+    order_pk: Any, source_id: str | None = None, *, created: bool = False, using: str | None = None
+) -> None:
+    """Record in the current transaction that an order changed, and push it after commit."""
+    using = using or DEFAULT_DB_ALIAS
+    key = str(order_pk)
+    now = timezone.now()
+    if created or not _bump(key, now, using):
+        # A new order, or one that changed before the app was installed. A concurrent
+        # insert of the same row wins harmlessly: the push reads the order as it is then.
+        OrderSync.objects.using(using).bulk_create(
+            [OrderSync(order_pk=key, source_id=source_id, next_attempt_at=now)],
+            ignore_conflicts=True,
+        )
+    _push_after_commit(key, using)
+
+
+def _bump(key: str, now: Any, using: str) -> bool:
+    return bool(
+        OrderSync.objects.using(using)
+        .filter(pk=key)
+        .update(
+            version=F("version") + 1,
+            state=SyncState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def mark_deleted(order_pk: Any, *, using: str | None = None) -> None:
+    OrderSync.objects.using(using or DEFAULT_DB_ALIAS).filter(pk=str(order_pk)).update(
+        state=SyncState.DELETED, updated_at=timezone.now()
+    )
+
+
+def _push_after_commit(key: str, using: str) -> None:
+    """One enqueue per order per transaction, whatever the number of saves.
+
+    A callback registered inside a savepoint that is rolled back is dropped by Django,
+    so we look for our callback in the connection's list rather than trusting memory.
+    """
+    if not live_sync_enabled():
+        return
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        enqueue_push(key)
+        return
+    registered: dict[str, Any] = connection.__dict__.setdefault("_voucherify_pushes", {})
+    if not connection.run_on_commit:
+        registered.clear()
+    callback = registered.get(key)
+    if callback is not None and any(entry[1] is callback for entry in connection.run_on_commit):
+        return
+    callback = functools.partial(_after_commit, key, registered)
+    registered[key] = callback
+    transaction.on_commit(callback, using=using)
+
+
+def _after_commit(key: str, registered: dict[str, Any]) -> None:
+    registered.pop(key, None)
+    enqueue_push(key)
+
+
+def enqueue_push(order_pk: str, *, countdown: float | None = None) -> bool:
+    """Queue a push unless one is already queued. Never raises: a broker that is down
+    leaves the row pending, and the sweep enqueues it later."""
+    config = get_settings()
+    delay = config.push_delay if countdown is None else countdown
+    marker = QUEUED_KEY.format(order_pk)
+    try:
+        if not cache.add(marker, 1, timeout=int(delay) + QUEUED_TTL):
+            return False
+    except Exception:  # a cache outage must not stop the enqueue
+        logger.warning(
+            "cache unavailable; enqueueing push of order %s without de-duplication", order_pk
+        )
+    from .tasks import push_order
+
+    try:
+        push_order.apply_async(
+            args=[order_pk], countdown=delay or None, queue=config.celery_queue, retry=False
+        )
+    except Exception as exc:  # the commit already happened; the sweep will deliver it
+        logger.warning(
+            "could not enqueue push of order %s (%s); the sweep will retry", order_pk, exc
+        )
+        _forget_marker(marker)
+        return False
+    return True
+
+
+def _forget_marker(marker: str) -> None:
+    with contextlib.suppress(Exception):  # the marker expires on its own
+        cache.delete(marker)
+
+
+def enqueue_sync(orders: Iterable[models.Model] | models.QuerySet[Any]) -> int:
+    """Mark orders changed and push them after commit, for code paths that send no
+    signals (``bulk_create``, ``bulk_update``, ``QuerySet.update``). Returns the count."""
+    mapper = get_mapper()
+    if isinstance(orders, models.QuerySet):
+        orders = orders.iterator(chunk_size=2000)
+    count = 0
+    batch: list[models.Model] = []
+    for order in orders:
+        batch.append(order)
+        if len(batch) == 2000:
+            count += _mark_batch(mapper, batch)
+            batch = []
+    if batch:
+        count += _mark_batch(mapper, batch)
+    return count
+
+
+def _mark_batch(mapper: Any, orders: list[models.Model]) -> int:
+    now = timezone.now()
+    keys = {str(order.pk): mapper.source_id(order) for order in orders}
+    with transaction.atomic():
+        existing = set(OrderSync.objects.filter(pk__in=list(keys)).values_list("pk", flat=True))
+        OrderSync.objects.filter(pk__in=existing).update(
+            version=F("version") + 1, state=SyncState.PENDING, attempts=0,
+            next_attempt_at=now, updated_at=now,
+        )  # fmt: skip
+        OrderSync.objects.bulk_create(
+            [
+                OrderSync(order_pk=key, source_id=source_id, next_attempt_at=now)
+                for key, source_id in keys.items()
+                if key not in existing
+            ],
+            ignore_conflicts=True,
+        )
+        for key in keys:
+            _push_after_commit(key, DEFAULT_DB_ALIAS)
+    return len(keys)
+
+
+# --- pushing (Celery worker) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushResult:
+    #: pushed, unchanged, busy, missing, deleted, skipped, throttled, retry, failed
+    outcome: str
+    retry_in: float | None = None
+    method: str | None = None
+
+
+def push(order_pk: str) -> PushResult:
+    """Push one order as it is in the database now. Safe to call concurrently."""
+    config = get_settings()
+    token = uuid.uuid4().hex
+    if not _take_lease(order_pk, token, config):
+        exists = OrderSync.objects.filter(pk=order_pk).exists()
+        # The lease holder re-enqueues when the order changed during its push.
+        return PushResult("busy" if exists else "missing")
+    try:
+        return _push_leased(OrderSync.objects.get(pk=order_pk), token, config)
+    finally:
+        OrderSync.objects.filter(pk=order_pk, lease_token=token).update(
+            lease_until=None, lease_token=""
+        )
+
+
+def _take_lease(order_pk: str, token: str, config: VoucherifyOrdersSettings) -> bool:
+    now = timezone.now()
+    return bool(
+        OrderSync.objects.filter(pk=order_pk)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + timedelta(seconds=config.lease_seconds), lease_token=token)
+    )
+
+
+def _push_leased(row: OrderSync, token: str, config: VoucherifyOrdersSettings) -> PushResult:
+    version = row.version
+    mapper = get_mapper()
+    order = mapper.get_queryset().filter(pk=row.order_pk).first()
+    if order is None:
+        _finish(row, version, token, state=SyncState.DELETED)
+        return PushResult("deleted")
+    try:
+        payload = mapper.build(order).to_json()
+    except MappingError as exc:
+        _fail(row, token, order, exc, key="invalid_local_data", message=str(exc))
+        return PushResult("failed")
+    source_id = payload["source_id"]
+    if row.source_id != source_id:
+        row.source_id = source_id
+        OrderSync.objects.filter(pk=row.pk).update(source_id=source_id)
+    try:
+        before_push.send(sender=OrderSync, sync=row, order=order, payload=payload)
+    except CancelPush:
+        _finish(row, version, token, state=SyncState.SKIPPED)
+        return PushResult("skipped")
+
+    digest = payload_hash(payload)
+    if digest == row.payload_hash and row.voucherify_id:
+        _finish(row, version, token, state=SyncState.SYNCED)
+        return PushResult("unchanged")
+
+    limiter = SharedRateLimiter(config.rate_limit)
+    wait = limiter.acquire(max_wait=MAX_THROTTLE_WAIT)
+    if wait > 0:
+        return PushResult("throttled", retry_in=wait)
+
+    client = _push_client(config)
+    try:
+        with _attempt_log(client, row, limiter):
+            remote, method = _send(client, row, source_id, payload)
+    except VoucherifyError as exc:
+        return _handle_failure(row, token, order, exc, config)
+
+    _finish(
+        row, version, token, state=SyncState.SYNCED,
+        voucherify_id=remote.id, payload_hash=digest, last_payload=payload,
+        remote_snapshot=remote.model_dump(mode="json"), synced_at=timezone.now(),
+    )  # fmt: skip
+    after_push.send(sender=OrderSync, sync=row, order=order, remote_order=remote, method=method)
+    return PushResult("pushed", method=method)
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _send(
+    client: VoucherifyClient, row: OrderSync, source_id: str, payload: dict[str, Any]
+) -> tuple[Order, str]:
+    """PUT only what changed since the last push; POST (upsert) the first time, or when
+    Voucherify no longer has the order."""
+    if row.voucherify_id and row.last_payload:
+        changes = {
+            key: value
+            for key, value in payload.items()
+            if key not in ("id", "source_id") and row.last_payload.get(key) != value
+        }
+        if changes:
+            try:
+                return client.update_order(source_id, changes), "PUT"
+            except NotFound:
+                logger.info("order %s is gone from Voucherify; creating it again", source_id)
+    return client.create_order(payload), "POST"
+
+
+def _handle_failure(
+    row: OrderSync,
+    token: str,
+    order: Any,
+    exc: VoucherifyError,
+    config: VoucherifyOrdersSettings,
+) -> PushResult:
+    if isinstance(exc, VoucherifyClientError):
+        _fail(row, token, order, exc)
+        return PushResult("failed")
+    attempts = row.attempts + 1
+    if attempts >= config.max_attempts:
+        _fail(row, token, order, exc, attempts=attempts)
+        return PushResult("failed")
+    server_wait = exc.retry_after if isinstance(exc, RateLimited) else None
+    delay = full_jitter_backoff(
+        attempts, config.retry_backoff_base, config.retry_backoff_max, server_wait=server_wait
+    )
+    OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
+        attempts=attempts,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        updated_at=timezone.now(),
+        **_error_fields(exc),
+    )
+    push_failed.send(sender=OrderSync, sync=row, order=order, error=exc, final=False)
+    logger.warning(
+        "push of order %s failed (attempt %d of %d), retry in %.1fs: %s",
+        row.source_id, attempts, config.max_attempts, delay, exc,
+    )  # fmt: skip
+    return PushResult("retry", retry_in=delay)
+
+
+def _fail(
+    row: OrderSync,
+    token: str,
+    order: Any,
+    exc: Exception,
+    *,
+    key: str | None = None,
+    message: str | None = None,
+    attempts: int | None = None,
+) -> None:
+    fields = _error_fields(exc)
+    if key is not None:
+        fields.update(last_error_key=key, last_error_message=message or str(exc))
+    OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
+        state=Case(
+            # A change made during the push is a new version: let it be pushed.
+            When(version=row.version, then=Value(SyncState.FAILED)),
+            default=Value(SyncState.PENDING),
+        ),
+        pushed_version=row.version,
+        attempts=attempts if attempts is not None else row.attempts + 1,
+        next_attempt_at=None,
+        updated_at=timezone.now(),
+        lease_until=None,
+        lease_token="",
+        **fields,
+    )
+    logger.error("push of order %s failed for good: %s", row.source_id or row.pk, exc)
+    push_failed.send(sender=OrderSync, sync=row, order=order, error=exc, final=True)
+    _push_again_if_changed(row)
+
+
+def _error_fields(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, VoucherifyAPIError):
+        return {
+            "last_error_status": exc.status_code,
+            "last_error_key": exc.key or "",
+            "last_error_message": exc.message or "",
+            "last_error_details": exc.details or "",
+            "last_error_request_id": exc.request_id or "",
+        }
+    return {
+        "last_error_status": None,
+        "last_error_key": type(exc).__name__,
+        "last_error_message": str(exc)[:MAX_BODY_CHARS],
+        "last_error_details": "",
+        "last_error_request_id": "",
+    }
+
+
+def _finish(row: OrderSync, version: int, token: str, *, state: str, **fields: Any) -> None:
+    """Record the outcome for the version we read; a newer version stays pending."""
+    clear_error = {}
+    if state == SyncState.SYNCED:
+        clear_error = dict(
+            attempts=0, last_error_status=None, last_error_key="", last_error_message="",
+            last_error_details="", last_error_request_id="",
+        )  # fmt: skip
+    OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
+        state=Case(When(version=version, then=Value(state)), default=Value(SyncState.PENDING)),
+        pushed_version=version,
+        next_attempt_at=None,
+        updated_at=timezone.now(),
+        lease_until=None,
+        lease_token="",
+        **clear_error,
+        **fields,
+    )
+    _push_again_if_changed(row)
+
+
+def _push_again_if_changed(row: OrderSync) -> None:
+    """Called after the lease is released. A save that committed before this read is
+    pushed again from here (its own push found the lease taken); one that commits
+    after it finds the lease free."""
+    current = OrderSync.objects.filter(pk=row.pk).values_list("version", flat=True).first()
+    if current is not None and current > row.version:
+        enqueue_push(row.pk, countdown=0)
+
+
+# --- HTTP plumbing --------------------------------------------------------------------------
+
+_clients = threading.local()
+
+
+def _push_client(config: VoucherifyOrdersSettings) -> VoucherifyClient:
+    """A client without its own retries: the engine reschedules instead of sleeping."""
+    cached = getattr(_clients, "entry", None)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    client = VoucherifyClient(
+        config.app_id,
+        config.secret_key.get_secret_value(),
+        config.api_url,
+        timeout=(config.connect_timeout, config.read_timeout),
+        retry=RetryPolicy(max_retries=0),
+    )
+    _clients.entry = (config, client)
+    return client
+
+
+@contextmanager
+def _attempt_log(
+    client: VoucherifyClient, row: OrderSync, limiter: SharedRateLimiter
+) -> Iterator[None]:
+    """Write a SyncAttempt for every HTTP attempt, and share Voucherify's quota signal."""
+
+    def record(call: ApiCall) -> None:
+        SyncAttempt.objects.create(
+            sync_id=row.pk,
+            started_at=timezone.now() - timedelta(seconds=call.duration),
+            duration_ms=int(call.duration * 1000),
+            method=call.method,
+            path=call.path[:512],
+            status_code=call.status_code,
+            request_id=call.request_id or "",
+            response_body=call.response_excerpt,
+            error=call.error or "",
+        )
+        info = call.rate_limit
+        if info.exhausted and info.retry_at:
+            limiter.pause_until(info.retry_at)
+        elif call.status_code == 429 and (wait := info.seconds_until_retry()):
+            limiter.pause_until(time.time() + wait)
+
+    client.observers.append(record)
+    try:
+        yield
+    finally:
+        client.observers.remove(record)
+
+
+# --- catching up ----------------------------------------------------------------------------
+
+
+def due_for_push(now: Any = None, *, grace: float | None = None) -> models.QuerySet[OrderSync]:
+    """Pending rows nobody is pushing whose retry time has come and that have been left
+    alone for ``grace`` seconds (so rows whose push is queued right now are not)."""
+    now = now or timezone.now()
+    config = get_settings()
+    grace = config.sweep_after if grace is None else grace
+    return (
+        OrderSync.objects.filter(state=SyncState.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(updated_at__lte=now - timedelta(seconds=grace))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("next_attempt_at")
+    )
+
+
+def sweep(limit: int = 10_000) -> int:
+    """Re-enqueue pending rows whose enqueue was lost or whose retry time has come."""
+    config = get_settings()
+    if not config.sync_enabled or not config.auto_sync:
+        return 0
+    keys = list(due_for_push().values_list("pk", flat=True)[:limit])
+    return sum(enqueue_push(key, countdown=0) for key in keys)
+
+
+def prune_attempts(batch_size: int = 1000) -> int:
+    """Delete attempt rows older than ``ATTEMPT_RETENTION_DAYS``, in batches."""
+    config = get_settings()
+    cutoff = timezone.now() - timedelta(days=config.attempt_retention_days)
+    deleted = 0
+    while True:
+        ids = list(
+            SyncAttempt.objects.filter(started_at__lt=cutoff).values_list("pk", flat=True)[
+                :batch_size
+            ]
+        )
+        if not ids:
+            return deleted
+        deleted += SyncAttempt.objects.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,42 @@
+"""Thin Celery tasks over sync.py. Arguments are primary keys only.
+
+Schedule ``sweep`` and ``prune_attempts`` with Celery beat (see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from django.core.cache import cache
+
+from . import sync
+
+
+# A push re-run after its worker died is harmless (the lease and the payload hash make
+# it idempotent), so acknowledge late: a SIGKILLed worker's push is delivered again.
+@shared_task(
+    name="django_voucherify_orders.push_order",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def push_order(order_pk: str) -> str:
+    cache.delete(sync.QUEUED_KEY.format(order_pk))  # from now on, a new change queues again
+    result = sync.push(order_pk)
+    if result.retry_in is not None:
+        if push_order.app.conf.task_always_eager:
+            # No broker (demo, development): countdowns are ignored, so wait here, bounded.
+            time.sleep(min(result.retry_in, 5.0))
+        sync.enqueue_push(order_pk, countdown=result.retry_in)
+    return result.outcome
+
+
+@shared_task(name="django_voucherify_orders.sweep", ignore_result=True)
+def sweep() -> int:
+    return sync.sweep()
+
+
+@shared_task(name="django_voucherify_orders.prune_attempts", ignore_result=True)
+def prune_attempts() -> int:
+    return sync.prune_attempts()
