@@ -1,0 +1,34 @@
+# `make demo` and `make test` work on a fresh machine: each creates .venv and installs
+# what it needs the first time (and again whenever pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint emulator clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; run: make PYTHON=python3.12 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# The live flow on a fresh SQLite file, then bulk import and export through the client.
+demo: $(STAMP)
+	rm -f example_project/demo.sqlite3
+	cd example_project && DATABASE_URL=sqlite:///demo.sqlite3 $(abspath $(BIN))/python manage.py demo
+	$(BIN)/python example_project/client_demo.py
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+emulator: $(STAMP)
+	$(BIN)/python -m django_voucherify_orders.emulator
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
