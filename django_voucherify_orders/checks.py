@@ -6,6 +6,9 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.E002  a required key is missing
 - vo.E003  a key has an invalid value
 - vo.E004  an unknown key (a typo, usually)
+- vo.E005  ORDER_MODEL is not an installed model
+- vo.E006  MAPPER cannot be imported or is not an OrderMapper subclass
+- vo.E007  a TRIGGERS entry names no installed model, or no foreign key to the order model
 - vo.W001  API_URL is plain http to a host other than this machine
 """
 
@@ -31,7 +34,11 @@ def check_voucherify_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
     messages: list[CheckMessage] = [
         Error(problem.message, hint=problem.hint, id=problem.check_id) for problem in problems
     ]
-    if not problems and VoucherifyOrdersSettings.model_validate(raw).api_url_is_insecure:
+    if problems:
+        return messages
+    config = VoucherifyOrdersSettings.model_validate(raw)
+    messages.extend(_sync_problems(config))
+    if config.api_url_is_insecure:
         messages.append(
             Warning(
                 f'{SETTING}["API_URL"] uses plain http to a remote host: '
@@ -41,3 +48,71 @@ def check_voucherify_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
             )
         )
     return messages
+
+
+def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
+    if not config.order_model:
+        return []
+    from django.apps import apps
+    from django.utils.module_loading import import_string
+
+    from .mapping import OrderMapper
+
+    messages: list[CheckMessage] = []
+    try:
+        order_model = apps.get_model(config.order_model)
+    except (LookupError, ValueError) as exc:
+        messages.append(
+            Error(
+                f'{SETTING}["ORDER_MODEL"] = {config.order_model!r}: {exc}',
+                hint='Use "app_label.ModelName" of an installed app, e.g. "shop.Order".',
+                id="vo.E005",
+            )
+        )
+        order_model = None
+    try:
+        mapper = import_string(config.mapper or "")
+        if not (isinstance(mapper, type) and issubclass(mapper, OrderMapper)):
+            raise ImportError(
+                "it is not a subclass of django_voucherify_orders.mapping.OrderMapper"
+            )
+    except ImportError as exc:
+        messages.append(
+            Error(
+                f'{SETTING}["MAPPER"] = {config.mapper!r} is not usable: {exc}',
+                hint="Point it at your OrderMapper subclass, "
+                'e.g. "shop.voucherify.ShopOrderMapper".',
+                id="vo.E006",
+            )
+        )
+    for label, field_name in config.triggers.items():
+        problem = _trigger_problem(apps, label, field_name, order_model)
+        if problem:
+            messages.append(
+                Error(
+                    f'{SETTING}["TRIGGERS"][{label!r}] = {field_name!r}: {problem}',
+                    hint="Map a related model to the name of its ForeignKey to the order, "
+                    'e.g. {"shop.OrderItem": "order"}.',
+                    id="vo.E007",
+                )
+            )
+    return messages
+
+
+def _trigger_problem(apps: Any, label: str, field_name: str, order_model: Any) -> str | None:
+    from django.core.exceptions import FieldDoesNotExist
+
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError) as exc:
+        return str(exc)
+    try:
+        field = model._meta.get_field(field_name)
+    except FieldDoesNotExist:
+        return f"{label} has no field {field_name!r}"
+    if not field.many_to_one or (
+        order_model is not None and field.related_model is not order_model
+    ):
+        target = order_model._meta.label if order_model is not None else "the order model"
+        return f"{label}.{field_name} is not a ForeignKey to {target}"
+    return None

@@ -166,7 +166,7 @@ def test_shutdown_closes_idle_keep_alive_connections() -> None:
 
 
 def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+    process = subprocess.Popen(
         [sys.executable, "-m", "django_voucherify_orders.emulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -260,7 +260,7 @@ def test_the_emulator_imports_no_django_and_nothing_else_of_the_package() -> Non
         "and not m.startswith('django_voucherify_orders.emulator'))]\n"
         "print(bad)"
     )
-    result = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+    result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr

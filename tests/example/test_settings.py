@@ -175,7 +175,7 @@ def test_project_boots_with_its_own_settings_and_celery_app(tmp_path: Path) -> N
         "conf = example_project.celery_app.conf\n"
         "print(conf.task_always_eager, conf.broker_url, example_project.celery_app.main)\n"
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+    result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=PROJECT,
         env=env,
