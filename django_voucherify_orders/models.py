@@ -104,3 +104,93 @@ class SyncAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} -> {self.status_code or self.error[:40]}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    # Finished, but some orders were not imported (see the failures).
+    DONE_WITH_FAILURES = "done_with_failures", _("Done with failures")
+    # Stopped part-way (Ctrl-C, a crash, Voucherify unreachable): resumable.
+    INTERRUPTED = "interrupted", _("Interrupted")
+    FAILED = "failed", _("Failed")
+
+
+class ImportJob(models.Model):
+    """One run of ``voucherify_import``: what was asked, each batch sent, what came back.
+
+    ``batches`` holds one entry per request, in order: first and last order pk,
+    order count, the async action id (recorded before waiting for it, so a resumed
+    job polls it instead of sending the orders again) and its outcome.
+    """
+
+    status = models.CharField(max_length=24, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    parameters = models.JSONField(_("parameters"), default=dict)
+    batches = models.JSONField(default=list, blank=True)
+    last_pk = models.CharField(
+        _("last order finished"), max_length=255, blank=True, default="",
+        help_text=_("Resuming continues after this order."),
+    )  # fmt: skip
+    total = models.PositiveIntegerField(_("orders selected"), default=0)
+    sent = models.PositiveIntegerField(_("orders sent"), default=0)
+    imported = models.PositiveIntegerField(_("orders imported"), default=0)
+    failed = models.PositiveIntegerField(_("orders failed"), default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
+        ordering = ["-created_at"]
+        permissions = [("run_importjob", _("Can start imports to Voucherify"))]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} ({self.status})"
+
+
+class ImportFailure(models.Model):
+    """One order that was not imported, and why (invalid here, or refused by Voucherify)."""
+
+    class Stage(models.TextChoices):
+        LOCAL = "local", _("Invalid locally, not sent")
+        REMOTE = "remote", _("Refused by Voucherify")
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="failures")
+    source_id = models.CharField(max_length=255, blank=True, default="")
+    order_pk = models.CharField(max_length=255, blank=True, default="")
+    stage = models.CharField(max_length=8, choices=Stage.choices)
+    reason = models.TextField()
+
+    class Meta:
+        verbose_name = _("import failure")
+        verbose_name_plural = _("import failures")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}: {self.reason[:60]}"
+
+
+class ExportJob(models.Model):
+    """One run of ``voucherify_export``: parameters, Voucherify's export, the CSV kept."""
+
+    status = models.CharField(max_length=24, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    parameters = models.JSONField(_("parameters"), default=dict)
+    export_id = models.CharField(_("Voucherify export id"), max_length=64, blank=True, default="")
+    remote_status = models.CharField(max_length=16, blank=True, default="")
+    row_count = models.PositiveIntegerField(_("rows"), null=True, blank=True)
+    file = models.FileField(_("CSV file"), upload_to="voucherify/exports/", blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export job")
+        verbose_name_plural = _("export jobs")
+        ordering = ["-created_at"]
+        permissions = [("run_exportjob", _("Can start exports from Voucherify"))]
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} ({self.status})"
