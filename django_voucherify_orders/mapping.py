@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import threading
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import models
 from django.utils.module_loading import import_string
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .client import VoucherifyConfigurationError
 from .client.schemas import OrderCreate, validation_problems
 from .conf import VoucherifyOrdersSettings, get_settings
+
+Payload = TypeVar("Payload", bound=BaseModel)
 
 __all__ = [
     "InvalidField",
@@ -115,6 +117,8 @@ class OrderMapper:
     source_id_prefix: str = ""
     #: The order field used by ``voucherify_import --since/--until``.
     date_field: str = "created_at"
+    #: The order field used by ``voucherify_import --status`` (your values, not Voucherify's).
+    status_field: str = "status"
 
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model
@@ -129,16 +133,19 @@ class OrderMapper:
     def to_voucherify(self, order: Any) -> OrderCreate | dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement to_voucherify(order)")
 
-    def build(self, order: Any) -> OrderCreate:
-        """The validated payload, with ``source_id`` set; raises :class:`MappingError`."""
+    def build(self, order: Any, model: type[Payload] = OrderCreate) -> Payload:  # type: ignore[assignment]
+        """The validated payload, with ``source_id`` set; raises :class:`MappingError`.
+
+        ``model`` is ``OrderCreate`` for live pushes and ``OrderImport`` for imports.
+        """
         source_id = self.source_id(order)
         try:
             payload = self.to_voucherify(order)
-            if isinstance(payload, OrderCreate):
+            if isinstance(payload, BaseModel):
                 payload = payload.model_dump(exclude_unset=True)
             if not isinstance(payload, dict):
                 raise TypeError(f"to_voucherify returned {type(payload).__name__}, not a dict")
-            return OrderCreate.model_validate({**payload, "source_id": source_id})
+            return model.model_validate({**payload, "source_id": source_id})
         except ValidationError as exc:
             raise MappingError(order.pk, source_id, validation_problems(exc)) from None
         except InvalidField as exc:

@@ -282,7 +282,7 @@ def _push_leased(row: OrderSync, token: str, config: VoucherifyOrdersSettings) -
         return PushResult("skipped")
 
     digest = payload_hash(payload)
-    if digest == row.payload_hash and row.voucherify_id:
+    if digest == row.payload_hash:  # set only after Voucherify accepted that payload
         _finish(row, version, token, state=SyncState.SYNCED)
         return PushResult("unchanged")
 

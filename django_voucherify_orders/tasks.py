@@ -40,3 +40,17 @@ def sweep() -> int:
 @shared_task(name="django_voucherify_orders.prune_attempts", ignore_result=True)
 def prune_attempts() -> int:
     return sync.prune_attempts()
+
+
+@shared_task(name="django_voucherify_orders.run_import", ignore_result=True)
+def run_import(job_pk: int) -> str:
+    from . import importer
+
+    return importer.run_import_job(job_pk).status
+
+
+@shared_task(name="django_voucherify_orders.run_export", ignore_result=True)
+def run_export(job_pk: int) -> str:
+    from . import exporter
+
+    return exporter.run_export_job(job_pk).status

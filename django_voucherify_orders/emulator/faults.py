@@ -35,15 +35,18 @@ class Faults:
         self._lock = threading.Lock()
         self.latency: float = 0.0  # seconds added to every API request
         self.retry_after: int = 1  # Retry-After seconds on injected 429s
-        self._script: deque[Fault] = deque()
+        self._script: deque[Fault | None] = deque()
         self._rates: list[tuple[Fault, float]] = []
         self._rng = random.Random()
         self._import_failures: dict[str, str] = {}
         self._export_failures = 0
 
     def script(self, faults: Iterable[object]) -> None:
-        """The next requests get these faults, in order; then requests are normal again."""
-        parsed = [parse_fault(f) for f in faults]
+        """The next requests get these faults, in order; then requests are normal again.
+
+        ``None`` (or "ok") lets one request through, to fail a later one: [None, 500].
+        """
+        parsed = [None if f in (None, "ok") else parse_fault(f) for f in faults]
         with self._lock:
             self._script.extend(parsed)
 
