@@ -2,33 +2,47 @@
 
 ``bulk_create`` splits its INSERT into chunks of 999 parameters on SQLite (a dozen
 statements for 2000 sync rows), so an import's queries per batch would grow with the
-batch size. PostgreSQL and SQLite (3.24+) both understand ``ON CONFLICT DO NOTHING``.
+batch size; and it builds a model instance per row. PostgreSQL and SQLite (3.24+) both
+understand ``ON CONFLICT DO NOTHING``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.db import connections, models, router
+from django.utils import timezone
 
 __all__ = ["insert_rows"]
 
 
-def insert_rows(objs: Sequence[models.Model], *, ignore_conflicts: bool = False) -> None:
-    """INSERT ``objs`` (all of one model) without fetching primary keys back."""
-    if not objs:
+def insert_rows(
+    model: type[models.Model],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """INSERT one row per mapping of field name to value; other fields get their default.
+
+    Defaults (and ``auto_now``/``auto_now_add`` times) are prepared once per call, not
+    once per row; no primary keys are fetched back.
+    """
+    if not rows:
         return
-    model = type(objs[0])
     alias = router.db_for_write(model)
     connection = connections[alias]
-    if connection.vendor not in ("postgresql", "sqlite"):
-        model._default_manager.using(alias).bulk_create(objs, ignore_conflicts=ignore_conflicts)
-        return
     fields = [
         field
         for field in model._meta.concrete_fields
         if not (field.primary_key and isinstance(field, models.AutoField | models.BigAutoField))
     ]
+    if connection.vendor not in ("postgresql", "sqlite"):
+        objs = [model(**row) for row in rows]
+        model._default_manager.using(alias).bulk_create(objs, ignore_conflicts=ignore_conflicts)
+        return
+    now = timezone.now()
+    defaults = {field.name: _prepare(field, _default(field, now), connection) for field in fields}
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
@@ -36,9 +50,28 @@ def insert_rows(objs: Sequence[models.Model], *, ignore_conflicts: bool = False)
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
     if ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
-    rows = [
-        [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-        for obj in objs
+    given = {name for row in rows for name in row}
+    prepared = [
+        [
+            _prepare(field, row[field.name], connection)
+            if field.name in given and field.name in row
+            else defaults[field.name]
+            for field in fields
+        ]
+        for row in rows
     ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(sql, prepared)
+
+
+def _default(field: models.Field, now: Any) -> Any:  # type: ignore[type-arg]
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return now
+    return field.get_default()
+
+
+def _prepare(field: models.Field, value: Any, connection: Any) -> Any:  # type: ignore[type-arg]
+    if field.is_relation and isinstance(value, models.Model):
+        value = value.pk
+    # SQL NULL, as bulk_create writes it (a JSONField would otherwise encode JSON null).
+    return None if value is None else field.get_db_prep_save(value, connection)

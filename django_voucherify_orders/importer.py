@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import CharField, Exists, OuterRef, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -187,14 +188,16 @@ class _BatchRunner:
         self.poll_timeout = poll_timeout
 
     def run(self, orders: list[Any], *, dry_run: bool) -> None:
-        payloads, local_failures = self._build(orders)
+        models, local_failures = self._build(orders)
+        payloads = {key: model.to_json() for key, model in models.items()}
         last_pk = str(orders[-1].pk)
         if dry_run or not payloads:
-            ImportFailure.objects.bulk_create(local_failures)
             self.job.failed += len(local_failures)
             self.job.imported += len(payloads)  # a dry run counts what would be sent
             self.job.last_pk = last_pk
-            self.job.save()
+            with transaction.atomic():
+                insert_rows(ImportFailure, local_failures)
+                self.job.save()
             return
         keys = list(payloads)
         entry = {
@@ -204,7 +207,7 @@ class _BatchRunner:
         self.job.batches = [*self.job.batches, entry]
         self.job.save(update_fields=["batches"])
         try:
-            entry["action_id"] = self.client.import_orders(list(payloads.values()))
+            entry["action_id"] = self.client.import_orders(list(models.values()))
         except VoucherifyError as exc:
             if _surely_not_received(exc):
                 self._forget_batch()
@@ -230,29 +233,30 @@ class _BatchRunner:
         orders = self.mapper.get_queryset().filter(
             pk__gte=entry["first_pk"], pk__lte=entry["last_pk"]
         )
-        self._finish(entry, *self._build(list(orders)))
+        models, local_failures = self._build(list(orders))
+        payloads = {key: model.to_json() for key, model in models.items()}
+        self._finish(entry, payloads, local_failures)
 
-    def _build(self, orders: list[Any]) -> tuple[dict[str, dict[str, Any]], list[ImportFailure]]:
-        """Payloads by order pk, and the orders that can't be sent, with their reasons."""
-        payloads: dict[str, dict[str, Any]] = {}
-        failures: list[ImportFailure] = []
+    def _build(self, orders: list[Any]) -> tuple[dict[str, OrderImport], list[Failure]]:
+        """Validated payloads by order pk, and the orders that can't be sent, with reasons."""
+        payloads: dict[str, OrderImport] = {}
+        failures: list[Failure] = []
         for order in orders:
             try:
-                payloads[str(order.pk)] = self.mapper.build(order, OrderImport).to_json()
+                payloads[str(order.pk)] = self.mapper.build(order, OrderImport)
             except MappingError as exc:
                 failures.append(
-                    ImportFailure(
-                        job=self.job, source_id=exc.source_id or "", order_pk=str(order.pk),
-                        stage=ImportFailure.Stage.LOCAL, reason=str(exc),
+                    _failure(
+                        self.job, exc.source_id, str(order.pk), ImportFailure.Stage.LOCAL, str(exc)
                     )
-                )  # fmt: skip
+                )
         return payloads, failures
 
     def _finish(
         self,
         entry: dict[str, Any],
         payloads: dict[str, dict[str, Any]],
-        local_failures: list[ImportFailure],
+        local_failures: list[Failure],
     ) -> None:
         action = self.client.wait_for_async_action(
             entry["action_id"], timeout=self.poll_timeout, poll_interval=0.05,
@@ -264,27 +268,29 @@ class _BatchRunner:
                 f"ended {action.status}: {action.result}"
             )
         remote_failures = self._remote_failures(action, payloads)
-        insert_rows(local_failures + remote_failures)
-        refused = {failure.source_id for failure in remote_failures}
+        refused = {failure["source_id"] for failure in remote_failures}
         imported = {key: p for key, p in payloads.items() if p["source_id"] not in refused}
-        _mark_imported(imported)
         failed = len(local_failures) + len(payloads) - len(imported)
         entry.update(state="done", done=len(imported), failed=failed)
         self.job.imported += len(imported)
         self.job.failed += failed
         self.job.last_pk = entry["last_pk"]
-        self.job.save()
+        # The outcome and the checkpoint together, or neither: a crash here resumes by
+        # polling this batch's action again, never by recording it twice.
+        with transaction.atomic():
+            insert_rows(ImportFailure, local_failures + remote_failures)
+            _mark_imported(imported)
+            self.job.save()
 
     def _remote_failures(
         self, action: AsyncAction, payloads: dict[str, dict[str, Any]]
-    ) -> list[ImportFailure]:
+    ) -> list[Failure]:
         result = action.import_result
         by_source_id = {p["source_id"]: key for key, p in payloads.items()}
         failures = [
-            ImportFailure(
-                job=self.job, source_id=failure.source_id or "",
-                order_pk=by_source_id.get(failure.source_id or "", ""),
-                stage=ImportFailure.Stage.REMOTE, reason=failure.reason or "no reason given",
+            _failure(
+                self.job, failure.source_id, by_source_id.get(failure.source_id or "", ""),
+                ImportFailure.Stage.REMOTE, failure.reason or "no reason given",
             )
             for failure in (result.failed if result else [])
         ]  # fmt: skip
@@ -315,6 +321,16 @@ class _BatchRunner:
         logger.error("import job %s stopped: %s", self.job.pk, self.job.error)
 
 
+Failure = dict[str, Any]  # an ImportFailure row, for insert_rows
+
+
+def _failure(
+    job: ImportJob, source_id: str | None, order_pk: str, stage: str, reason: str
+) -> Failure:
+    return {"job": job, "source_id": source_id or "", "order_pk": order_pk, "stage": stage,
+            "reason": reason}  # fmt: skip
+
+
 def _surely_not_received(exc: VoucherifyError) -> bool:
     """An answered error, or a connection never made: the orders were not imported."""
     if isinstance(exc, VoucherifyTransportError):
@@ -329,13 +345,12 @@ def _mark_imported(payloads: dict[str, dict[str, Any]]) -> None:
     may hold a change made after this batch was read, and must push it.
     """
     now = timezone.now()
-    insert_rows(
-        [
-            OrderSync(
-                order_pk=key, source_id=payload["source_id"], state=SyncState.SYNCED,
-                version=1, pushed_version=1, payload_hash=payload_hash(payload), synced_at=now,
-            )
-            for key, payload in payloads.items()
-        ],
-        ignore_conflicts=True,
-    )  # fmt: skip
+    rows = [
+        {
+            "order_pk": key, "source_id": payload["source_id"], "state": SyncState.SYNCED,
+            "version": 1, "pushed_version": 1, "payload_hash": payload_hash(payload),
+            "synced_at": now,
+        }
+        for key, payload in payloads.items()
+    ]  # fmt: skip
+    insert_rows(OrderSync, rows, ignore_conflicts=True)

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -86,10 +87,17 @@ def _check_metadata(value: Metadata | None) -> Metadata | None:
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _json: dict[str, Any] | None = PrivateAttr(default=None)
 
     def to_json(self) -> dict[str, Any]:
-        """The body as sent: ``None`` fields left out, datetimes in RFC 3339."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The body as sent: ``None`` fields left out, datetimes in RFC 3339.
+
+        Computed once (the model is frozen): an import hashes and sends the same body.
+        Treat the returned dict as read-only.
+        """
+        if self._json is None:
+            self._json = self.model_dump(mode="json", exclude_none=True)
+        return self._json
 
 
 class _Response(BaseModel):

@@ -27,14 +27,15 @@ class ShopOrderMapper(OrderMapper):
     date_field = "created_at"
 
     def get_queryset(self) -> QuerySet[Any]:
-        # Two queries for any number of orders: orders joined to customers, then all
-        # their items joined to products. to_voucherify only reads what is loaded here.
-        items = OrderItem.objects.select_related("product").order_by("pk")
+        # Three queries for any number of orders: orders joined to customers, their
+        # items, and the (few, shared) products of those items, each loaded once rather
+        # than once per line as a join would. to_voucherify reads only what is loaded here.
+        items = OrderItem.objects.order_by("pk")
         return (
             super()
             .get_queryset()
             .select_related("customer")
-            .prefetch_related(Prefetch("items", queryset=items))
+            .prefetch_related(Prefetch("items", queryset=items), "items__product")
         )
 
     def to_voucherify(self, order: Order) -> dict[str, Any]:

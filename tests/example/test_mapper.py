@@ -176,4 +176,4 @@ def test_mapping_n_orders_costs_a_fixed_number_of_queries(mapper, make_order) ->
     fifty, lines = _queries_to_map(mapper, 50)
     assert lines == 150
 
-    assert five == fifty == 2  # orders + customers, then items + products
+    assert five == fifty == 3  # orders + customers, items, products
