@@ -183,9 +183,14 @@ def _forget_marker(marker: str) -> None:
         cache.delete(marker)
 
 
-def enqueue_sync(orders: Iterable[models.Model] | models.QuerySet[Any]) -> int:
+def enqueue_sync(
+    orders: Iterable[models.Model] | models.QuerySet[Any], *, force: bool = False
+) -> int:
     """Mark orders changed and push them after commit, for code paths that send no
-    signals (``bulk_create``, ``bulk_update``, ``QuerySet.update``). Returns the count."""
+    signals (``bulk_create``, ``bulk_update``, ``QuerySet.update``). Returns the count.
+
+    ``force`` sends each order even if its payload equals the last one pushed (for
+    orders that changed on Voucherify's side, found by ``voucherify_reconcile``)."""
     mapper = get_mapper()
     if isinstance(orders, models.QuerySet):
         orders = orders.iterator(chunk_size=2000)
@@ -194,21 +199,22 @@ def enqueue_sync(orders: Iterable[models.Model] | models.QuerySet[Any]) -> int:
     for order in orders:
         batch.append(order)
         if len(batch) == 2000:
-            count += _mark_batch(mapper, batch)
+            count += _mark_batch(mapper, batch, force)
             batch = []
     if batch:
-        count += _mark_batch(mapper, batch)
+        count += _mark_batch(mapper, batch, force)
     return count
 
 
-def _mark_batch(mapper: Any, orders: list[models.Model]) -> int:
+def _mark_batch(mapper: Any, orders: list[models.Model], force: bool) -> int:
     now = timezone.now()
     keys = {str(order.pk): mapper.source_id(order) for order in orders}
     with transaction.atomic():
         existing = set(OrderSync.objects.filter(pk__in=list(keys)).values_list("pk", flat=True))
+        forget_hash = {"payload_hash": ""} if force else {}
         OrderSync.objects.filter(pk__in=existing).update(
             version=F("version") + 1, state=SyncState.PENDING, attempts=0,
-            next_attempt_at=now, updated_at=now,
+            next_attempt_at=now, updated_at=now, **forget_hash,
         )  # fmt: skip
         OrderSync.objects.bulk_create(
             [
