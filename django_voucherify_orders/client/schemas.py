@@ -155,6 +155,9 @@ class OrderItemInput(_Request):
             raise ValueError("an item with source_id needs related_object ('product' or 'sku')")
         if not (self.product_id or self.sku_id or self.source_id or self.product or self.sku):
             raise ValueError("an item needs product_id, sku_id, or source_id with related_object")
+        if self.price is None and self.amount is None:
+            # Voucherify computes order totals from item amounts (price x quantity).
+            raise ValueError("an item needs a price (or an amount)")
         return self
 
 

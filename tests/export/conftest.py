@@ -12,7 +12,6 @@ import pytest
 from django.core.management import call_command
 
 from django_voucherify_orders.conf import get_client
-from tests.sync.conftest import shop  # noqa: F401 - the shop fixture, shared
 
 
 @pytest.fixture
@@ -29,7 +28,7 @@ def media(settings, tmp_path) -> Path:
 
 
 @pytest.fixture
-def synced_shop(emulator, shop):  # noqa: F811 - the emulator must be up before any order
+def synced_shop(emulator, shop):
     """The shop, with live sync pushing its orders to the emulator."""
     return shop
 
