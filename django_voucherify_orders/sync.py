@@ -15,7 +15,6 @@ Invariants (DESIGN.md) and where they live here:
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -30,13 +29,14 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, models, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .client import (
     ApiCall,
     NotFound,
     RateLimited,
+    RateLimitInfo,
     RetryPolicy,
     VoucherifyAPIError,
     VoucherifyClient,
@@ -47,6 +47,7 @@ from .client.errors import MAX_BODY_CHARS
 from .client.retry import full_jitter_backoff
 from .client.schemas import Order
 from .conf import VoucherifyOrdersSettings, get_settings
+from .enqueue import enqueue_push, paused_sync, push_after_commit
 from .mapping import MappingError, get_mapper
 from .models import OrderSync, SyncAttempt, SyncState
 from .signals import CancelPush, after_push, before_push, push_failed
@@ -56,30 +57,10 @@ __all__ = ["PushResult", "enqueue_push", "enqueue_sync", "mark_changed", "paused
 
 logger = logging.getLogger("django_voucherify_orders.sync")
 
-QUEUED_KEY = "voucherify_orders:queued:{}"
-QUEUED_TTL = 60  # seconds a "push is queued" marker outlives the push's countdown
+# The rate-limit headers of the last answer seen (shown on the admin's health page).
+LAST_RATE_LIMIT_KEY = "voucherify_orders:last_rate_limit"
+LAST_RATE_LIMIT_TTL = 24 * 3600
 MAX_THROTTLE_WAIT = 5.0  # longer waits for a rate-limit slot reschedule the task instead
-
-
-# --- pausing ----------------------------------------------------------------------------
-
-_paused = threading.local()
-
-
-@contextmanager
-def paused_sync() -> Iterator[None]:
-    """Within the block, changed orders are marked pending but not pushed (bulk loads,
-    data migrations). ``manage.py voucherify_sync`` or the sweep catches up later."""
-    _paused.depth = getattr(_paused, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _paused.depth -= 1
-
-
-def live_sync_enabled(config: VoucherifyOrdersSettings | None = None) -> bool:
-    config = config or get_settings()
-    return config.auto_sync and not getattr(_paused, "depth", 0)
 
 
 # --- marking changes (request path: no HTTP, at most two queries) ------------------------
@@ -99,7 +80,7 @@ def mark_changed(
             [OrderSync(order_pk=key, source_id=source_id, next_attempt_at=now)],
             ignore_conflicts=True,
         )
-    _push_after_commit(key, using)
+    push_after_commit(key, using)
 
 
 def _bump(key: str, now: Any, using: str) -> bool:
@@ -120,67 +101,6 @@ def mark_deleted(order_pk: Any, *, using: str | None = None) -> None:
     OrderSync.objects.using(using or DEFAULT_DB_ALIAS).filter(pk=str(order_pk)).update(
         state=SyncState.DELETED, updated_at=timezone.now()
     )
-
-
-def _push_after_commit(key: str, using: str) -> None:
-    """One enqueue per order per transaction, whatever the number of saves.
-
-    A callback registered inside a savepoint that is rolled back is dropped by Django,
-    so we look for our callback in the connection's list rather than trusting memory.
-    """
-    if not live_sync_enabled():
-        return
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        enqueue_push(key)
-        return
-    registered: dict[str, Any] = connection.__dict__.setdefault("_voucherify_pushes", {})
-    if not connection.run_on_commit:
-        registered.clear()
-    callback = registered.get(key)
-    if callback is not None and any(entry[1] is callback for entry in connection.run_on_commit):
-        return
-    callback = functools.partial(_after_commit, key, registered)
-    registered[key] = callback
-    transaction.on_commit(callback, using=using)
-
-
-def _after_commit(key: str, registered: dict[str, Any]) -> None:
-    registered.pop(key, None)
-    enqueue_push(key)
-
-
-def enqueue_push(order_pk: str, *, countdown: float | None = None) -> bool:
-    """Queue a push unless one is already queued. Never raises: a broker that is down
-    leaves the row pending, and the sweep enqueues it later."""
-    config = get_settings()
-    delay = config.push_delay if countdown is None else countdown
-    marker = QUEUED_KEY.format(order_pk)
-    try:
-        if not cache.add(marker, 1, timeout=int(delay) + QUEUED_TTL):
-            return False
-    except Exception:  # a cache outage must not stop the enqueue
-        logger.warning(
-            "cache unavailable; enqueueing push of order %s without de-duplication", order_pk
-        )
-    from .tasks import push_order
-
-    try:
-        push_order.apply_async(
-            args=[order_pk], countdown=delay or None, queue=config.celery_queue, retry=False
-        )
-    except Exception as exc:  # the commit already happened; the sweep will deliver it
-        logger.warning(
-            "could not enqueue push of order %s (%s); the sweep will retry", order_pk, exc
-        )
-        _forget_marker(marker)
-        return False
-    return True
-
-
-def _forget_marker(marker: str) -> None:
-    with contextlib.suppress(Exception):  # the marker expires on its own
-        cache.delete(marker)
 
 
 def enqueue_sync(
@@ -225,7 +145,7 @@ def _mark_batch(mapper: Any, orders: list[models.Model], force: bool) -> int:
             ignore_conflicts=True,
         )
         for key in keys:
-            _push_after_commit(key, DEFAULT_DB_ALIAS)
+            push_after_commit(key, DEFAULT_DB_ALIAS)
     return len(keys)
 
 
@@ -249,11 +169,19 @@ def push(order_pk: str) -> PushResult:
         # The lease holder re-enqueues when the order changed during its push.
         return PushResult("busy" if exists else "missing")
     try:
-        return _push_leased(OrderSync.objects.get(pk=order_pk), token, config)
-    finally:
-        OrderSync.objects.filter(pk=order_pk, lease_token=token).update(
-            lease_until=None, lease_token=""
-        )
+        result = _push_leased(OrderSync.objects.get(pk=order_pk), token, config)
+    except BaseException:
+        _release(order_pk, token)
+        raise
+    if result.outcome == "throttled":  # every other outcome released the lease already
+        _release(order_pk, token)
+    return result
+
+
+def _release(order_pk: str, token: str) -> None:
+    OrderSync.objects.filter(pk=order_pk, lease_token=token).update(
+        lease_until=None, lease_token=""
+    )
 
 
 def _take_lease(order_pk: str, token: str, config: VoucherifyOrdersSettings) -> bool:
@@ -359,6 +287,8 @@ def _handle_failure(
         attempts=attempts,
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
         updated_at=timezone.now(),
+        lease_until=None,
+        lease_token="",
         **_error_fields(exc),
     )
     push_failed.send(sender=OrderSync, sync=row, order=order, error=exc, final=False)
@@ -382,23 +312,12 @@ def _fail(
     fields = _error_fields(exc)
     if key is not None:
         fields.update(last_error_key=key, last_error_message=message or str(exc))
-    OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
-        state=Case(
-            # A change made during the push is a new version: let it be pushed.
-            When(version=row.version, then=Value(SyncState.FAILED)),
-            default=Value(SyncState.PENDING),
-        ),
-        pushed_version=row.version,
-        attempts=attempts if attempts is not None else row.attempts + 1,
-        next_attempt_at=None,
-        updated_at=timezone.now(),
-        lease_until=None,
-        lease_token="",
-        **fields,
-    )
+    _settle(
+        row, row.version, token, SyncState.FAILED,
+        attempts=attempts if attempts is not None else row.attempts + 1, **fields,
+    )  # fmt: skip
     logger.error("push of order %s failed for good: %s", row.source_id or row.pk, exc)
     push_failed.send(sender=OrderSync, sync=row, order=order, error=exc, final=True)
-    _push_again_if_changed(row)
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:
@@ -420,33 +339,32 @@ def _error_fields(exc: Exception) -> dict[str, Any]:
 
 
 def _finish(row: OrderSync, version: int, token: str, *, state: str, **fields: Any) -> None:
-    """Record the outcome for the version we read; a newer version stays pending."""
     clear_error = {}
     if state == SyncState.SYNCED:
         clear_error = dict(
             attempts=0, last_error_status=None, last_error_key="", last_error_message="",
             last_error_details="", last_error_request_id="",
         )  # fmt: skip
-    OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
-        state=Case(When(version=version, then=Value(state)), default=Value(SyncState.PENDING)),
-        pushed_version=version,
-        next_attempt_at=None,
-        updated_at=timezone.now(),
-        lease_until=None,
-        lease_token="",
-        **clear_error,
-        **fields,
-    )
-    _push_again_if_changed(row)
+    _settle(row, version, token, state, **clear_error, **fields)
 
 
-def _push_again_if_changed(row: OrderSync) -> None:
-    """Called after the lease is released. A save that committed before this read is
-    pushed again from here (its own push found the lease taken); one that commits
-    after it finds the lease free."""
-    current = OrderSync.objects.filter(pk=row.pk).values_list("version", flat=True).first()
-    if current is not None and current > row.version:
-        enqueue_push(row.pk, countdown=0)
+def _settle(row: OrderSync, version: int, token: str, state: str, **fields: Any) -> None:
+    """Record the outcome for the version read, and release the lease, in one UPDATE
+    when the order did not change meanwhile.
+
+    A save that committed before this update made the version newer: the row stays
+    pending and is pushed again from here (that save's own push found the lease taken).
+    A save committing after it finds the lease free.
+    """
+    done = dict(
+        pushed_version=version, next_attempt_at=None, updated_at=timezone.now(),
+        lease_until=None, lease_token="", **fields,
+    )  # fmt: skip
+    mine = OrderSync.objects.filter(pk=row.pk, lease_token=token)
+    if mine.filter(version=version).update(state=state, **done):
+        return
+    mine.update(state=SyncState.PENDING, **done)
+    enqueue_push(row.pk, countdown=0)
 
 
 # --- HTTP plumbing --------------------------------------------------------------------------
@@ -489,6 +407,7 @@ def _attempt_log(
             error=call.error or "",
         )
         info = call.rate_limit
+        remember_rate_limit(info)
         if info.exhausted and info.retry_at:
             limiter.pause_until(info.retry_at)
         elif call.status_code == 429 and (wait := info.seconds_until_retry()):
@@ -499,6 +418,25 @@ def _attempt_log(
         yield
     finally:
         client.observers.remove(record)
+
+
+def remember_rate_limit(info: RateLimitInfo) -> None:
+    """Keep the rate-limit headers of the last answer in the cache (admin health page)."""
+    if info.limit is None and info.remaining is None:
+        return
+    with contextlib.suppress(Exception):  # a cache outage must not fail a push
+        cache.set(
+            LAST_RATE_LIMIT_KEY,
+            {
+                "limit": info.limit,
+                "remaining": info.remaining,
+                "retry_at": info.retry_at,
+                "limit_type": info.limit_type,
+                "seen_at": info.received_at or time.time(),
+            },
+            timeout=LAST_RATE_LIMIT_TTL,
+        )
+
 
 
 # --- catching up ----------------------------------------------------------------------------

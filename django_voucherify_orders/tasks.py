@@ -11,6 +11,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from . import sync
+from .enqueue import QUEUED_KEY
 
 
 # A push re-run after its worker died is harmless (the lease and the payload hash make
@@ -22,7 +23,7 @@ from . import sync
     ignore_result=True,
 )
 def push_order(order_pk: str) -> str:
-    cache.delete(sync.QUEUED_KEY.format(order_pk))  # from now on, a new change queues again
+    cache.delete(QUEUED_KEY.format(order_pk))  # from now on, a new change queues again
     result = sync.push(order_pk)
     if result.retry_in is not None:
         if push_order.app.conf.task_always_eager:

@@ -2,8 +2,9 @@
 
 ``RATE_LIMIT = "100/m"`` means at most 100 calls in *any* 60-second window, not just
 in each calendar minute. Calls are counted in 60 buckets of a sixtieth of the period;
-a call is admitted when the buckets covering the last period (61 of them, so that a
-window starting mid-bucket is covered too) hold at most the limit. The count is
+a call is admitted when the buckets covering the last period, plus a margin of at least
+a quarter of a second (network jitter moves a call's arrival by that much), hold at most
+the limit. The count is
 incremented before it is read, so two workers racing for the last slot can both be
 refused, never both admitted.
 
@@ -13,6 +14,7 @@ every worker pauses until ``X-Rate-Limit-Retry``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,7 @@ from .conf import RateLimit
 __all__ = ["SharedRateLimiter"]
 
 BUCKETS = 60
+MARGIN = 0.25  # seconds of look-back beyond the period
 PREFIX = "voucherify_orders:rate"
 
 
@@ -58,7 +61,8 @@ class SharedRateLimiter:
         except ValueError:  # expired between add and incr
             self.cache.set(key, 1, timeout=int(self.limit.period * 2 + 1))
         prefix = key.rsplit(":", 1)[0]
-        window = [f"{prefix}:{i}" for i in range(index - BUCKETS, index + 1)]
+        margin = max(1, math.ceil(MARGIN / width))
+        window = [f"{prefix}:{i}" for i in range(index - BUCKETS - margin + 1, index + 1)]
         if sum(self.cache.get_many(window).values()) <= self.limit.count:
             return 0.0
         self.cache.decr(key)

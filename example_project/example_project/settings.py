@@ -165,6 +165,9 @@ if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep a worker's database connection across tasks (Celery's Django fix-up closes it after
+# each task otherwise: a new PostgreSQL connection per push).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- Voucherify ---------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_import_is_retried_after_a_429_which_is_refused_unprocessed(
 
     assert client.import_orders(IMPORT).startswith("aa_")
     assert len(sleeps.calls) == 1
-    assert sleeps.calls[0] >= 2  # Retry-After honoured
+    assert sleeps.calls[0] > 1.9  # Retry-After (2 s, less the moments since it arrived)
 
 
 def test_import_is_retried_when_the_connection_was_never_made(sleeps):

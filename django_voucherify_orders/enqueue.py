@@ -1,0 +1,182 @@
+"""From a committed change to a queued push: cheap on the request path, never lost.
+
+The request thread only remembers which orders its transaction changed. After commit,
+their keys go to a per-process publisher thread that talks to the cache and the broker,
+so a save costs no network round trip. A process that dies before publishing loses
+nothing: the rows are pending, and the sweep enqueues them. With Celery in eager mode
+(no broker: tests, the demo) the push runs right after commit, in the request thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.core.cache import cache
+from django.db import transaction
+
+from .conf import VoucherifyOrdersSettings, get_settings
+
+__all__ = ["QUEUED_KEY", "enqueue_push", "live_sync_enabled", "paused_sync", "push_after_commit"]
+
+logger = logging.getLogger("django_voucherify_orders.sync")
+
+QUEUED_KEY = "voucherify_orders:queued:{}"
+QUEUED_TTL = 60  # seconds a "push is queued" marker outlives the push's countdown
+
+
+# --- pausing ----------------------------------------------------------------------------
+
+_paused = threading.local()
+
+
+@contextmanager
+def paused_sync() -> Iterator[None]:
+    """Within the block, changed orders are marked pending but not pushed (bulk loads,
+    data migrations). ``manage.py voucherify_sync`` or the sweep catches up later."""
+    _paused.depth = getattr(_paused, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _paused.depth -= 1
+
+
+def live_sync_enabled(config: VoucherifyOrdersSettings | None = None) -> bool:
+    config = config or get_settings()
+    return config.auto_sync and not getattr(_paused, "depth", 0)
+
+
+# --- after commit -----------------------------------------------------------------------
+
+
+def push_after_commit(key: str, using: str) -> None:
+    """Push ``key`` once after the current transaction commits, however often it changes.
+
+    One on_commit callback per transaction carries the set of changed orders. Django
+    drops a callback registered inside a savepoint that is rolled back, so the callback
+    is looked for in the connection's list (one entry to find, not one per order).
+    """
+    if not live_sync_enabled():
+        return
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        _publish([key])
+        return
+    pending = connection.__dict__.get("_voucherify_pending")
+    if pending is None or not any(entry[1] is pending for entry in connection.run_on_commit):
+        pending = functools.partial(_publish_after_commit, set())
+        connection.__dict__["_voucherify_pending"] = pending
+        transaction.on_commit(pending, using=using)
+    pending.args[0].add(key)
+
+
+def _publish_after_commit(keys: set[str]) -> None:
+    _publish(sorted(keys))
+
+
+def _publish(keys: list[str]) -> None:
+    if _runs_inline():
+        for key in keys:
+            enqueue_push(key)
+    else:
+        _publisher.submit(keys)
+
+
+def _runs_inline() -> bool:
+    from .tasks import push_order
+
+    return bool(push_order.app.conf.task_always_eager)
+
+
+# --- enqueueing ---------------------------------------------------------------------------
+
+
+def enqueue_push(order_pk: str, *, countdown: float | None = None) -> bool:
+    """Queue a push unless one is already queued. Never raises: a broker that is down
+    leaves the row pending, and the sweep enqueues it later."""
+    config = get_settings()
+    delay = config.push_delay if countdown is None else countdown
+    marker = QUEUED_KEY.format(order_pk)
+    try:
+        if not cache.add(marker, 1, timeout=int(delay) + QUEUED_TTL):
+            return False
+    except Exception:  # a cache outage must not stop the enqueue
+        logger.warning(
+            "cache unavailable; enqueueing push of order %s without de-duplication", order_pk
+        )
+    from .tasks import push_order
+
+    try:
+        push_order.apply_async(
+            args=[order_pk], countdown=delay or None, queue=config.celery_queue, retry=False
+        )
+    except Exception as exc:  # the commit already happened; the sweep will deliver it
+        logger.warning(
+            "could not enqueue push of order %s (%s); the sweep will retry", order_pk, exc
+        )
+        with contextlib.suppress(Exception):  # the marker expires on its own
+            cache.delete(marker)
+        return False
+    return True
+
+
+class _Publisher:
+    """One daemon thread per process that enqueues pushes off the request path."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def submit(self, keys: list[str]) -> None:
+        self._ensure_running()
+        for key in keys:
+            self._queue.put(key)
+
+    def _ensure_running(self) -> None:
+        # After a fork (gunicorn, Celery prefork) the parent's thread is not ours.
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="voucherify-publisher", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while (key := self._queue.get()) is not None:
+            try:
+                enqueue_push(key)
+            except Exception:  # e.g. settings broken meanwhile: the sweep still has the row
+                logger.exception("could not enqueue push of order %s", key)
+        close_old_connections()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Publish what is queued before the process exits (best effort; bounded)."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+
+
+_publisher = _Publisher()
+atexit.register(_publisher.flush)
+
+
+def flush_publisher(timeout: float = 5.0) -> None:
+    """Wait until every push handed to the publisher is queued (tests, benchmarks)."""
+    _publisher.flush(timeout)
