@@ -64,6 +64,7 @@ class Emulator:
             self.faults, clock, async_steps, lambda: self.download_url, import_existing
         )
         self._requests: list[RequestRecord] = []
+        self._received: list[float] = []  # when each of those requests arrived (clock time)
         self._requests_lock = threading.Lock()
 
     @property
@@ -87,14 +88,15 @@ class Emulator:
             body = body.encode("utf-8")
         body = body or b""
         if control.is_control(path):
-            return control.handle(self, method, path, body)
+            return control.handle(self, method, path, body, parts.query)
 
+        received = self.clock()
         latency = self.faults.latency
         if latency > 0:
             time.sleep(latency)  # outside every lock, so other requests proceed meanwhile
         fault = self.faults.draw()
         if fault == "drop":
-            self._record(method, path, 0)
+            self._record(method, path, 0, received)
             raise DroppedConnection(f"{method} {path}: connection dropped by an injected fault")
         request_id = new_request_id()
         if fault is not None:
@@ -102,7 +104,7 @@ class Emulator:
         else:
             query = parse_qs(parts.query, keep_blank_values=True)
             response = self._serve_api(method, path, query, headers, body, request_id)
-        self._record(method, path, response.status)
+        self._record(method, path, response.status, received)
         return response
 
     def _serve_api(
@@ -165,9 +167,10 @@ class Emulator:
             )
         return _response(fault, dumps(error.body(request_id)), JSON, headers)
 
-    def _record(self, method: str, path: str, status: int) -> None:
+    def _record(self, method: str, path: str, status: int, received: float) -> None:
         with self._requests_lock:
             self._requests.append(RequestRecord(method, path, status))
+            self._received.append(received)
 
     # -- inspection and control for tests -------------------------------------------------
 
@@ -176,6 +179,11 @@ class Emulator:
         """(method, path, status) of every API request seen, in order; a copy."""
         with self._requests_lock:
             return list(self._requests)
+
+    def request_log(self) -> list[tuple[RequestRecord, float]]:
+        """Every API request seen, with the clock time it arrived at (benches, rate checks)."""
+        with self._requests_lock:
+            return list(zip(self._requests, self._received, strict=True))
 
     def count(self, method: str | None = None, path_prefix: str | None = None) -> int:
         return sum(
@@ -204,6 +212,7 @@ class Emulator:
         self._limiter.reset()
         with self._requests_lock:
             self._requests.clear()
+            self._received.clear()
 
     # -- doors ----------------------------------------------------------------------------
 

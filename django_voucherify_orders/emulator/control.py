@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from .faults import DEFAULT_IMPORT_FAILURE
 from .response import EmulatorResponse
@@ -24,7 +25,7 @@ def is_control(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
-def handle(emu: Emulator, method: str, path: str, body: bytes) -> EmulatorResponse:
+def handle(emu: Emulator, method: str, path: str, body: bytes, query: str = "") -> EmulatorResponse:
     route = (method, path.rstrip("/"))
     try:
         if route == ("GET", f"{PREFIX}/health"):
@@ -41,6 +42,8 @@ def handle(emu: Emulator, method: str, path: str, body: bytes) -> EmulatorRespon
             emu.finish_async()
             return _json(200, {"ok": True})
         if route == ("GET", f"{PREFIX}/requests"):
+            if parse_qs(query).get("detail") == ["1"]:
+                return _json(200, request_detail(emu))
             return _json(200, request_counts(emu))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         return _json(400, {"ok": False, "error": str(exc)})
@@ -78,6 +81,14 @@ def request_counts(emu: Emulator) -> dict[str, Any]:
         "by_endpoint": dict(Counter(f"{r.method} {r.path}" for r in records)),
         "requests": [list(r) for r in records],
     }
+
+
+def request_detail(emu: Emulator) -> list[dict[str, Any]]:
+    """``?detail=1``: method, path, status and arrival time (epoch seconds) of each request."""
+    return [
+        {"method": r.method, "path": r.path, "status": r.status, "time": received}
+        for r, received in emu.request_log()
+    ]
 
 
 def _json(status: int, payload: Any) -> EmulatorResponse:
