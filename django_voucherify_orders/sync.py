@@ -438,7 +438,6 @@ def remember_rate_limit(info: RateLimitInfo) -> None:
         )
 
 
-
 # --- catching up ----------------------------------------------------------------------------
 
 

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from django_voucherify_orders.admin import VoucherifySyncAdminMixin
+
 from .models import Customer, Order, OrderItem, Product
 
 
@@ -23,8 +25,14 @@ class OrderItemInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
-    list_display = ["number", "customer", "status", "currency", "discount", "created_at"]
+class OrderAdmin(VoucherifySyncAdminMixin, admin.ModelAdmin):
+    """The mixin adds a Voucherify column, filter and actions, and a sync panel."""
+
+    # The mixin appends its column; naming it here puts it beside the status.
+    list_display = [
+        "number", "customer", "status", "voucherify_sync_state",
+        "currency", "discount", "created_at",
+    ]  # fmt: skip
     list_filter = ["status", "currency"]
     list_select_related = ["customer"]
     search_fields = ["number", "customer__email", "customer__name"]

@@ -1,0 +1,117 @@
+"""The local payload beside the order Voucherify holds, field by field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+__all__ = ["FieldDiff", "compare", "flatten"]
+
+# Voucherify keeps customers and referrers as objects of their own: an order answers with a
+# reference ({"id": ..., "object": "customer"}), never with the details that were sent.
+NOT_ECHOED = frozenset({"customer", "referrer"})
+
+_MISSING = object()
+
+STATUS_LABELS = {
+    "same": _("same"),
+    "differs": _("differs"),
+    "missing": _("missing in Voucherify"),
+    "not_echoed": _("kept by Voucherify as a separate customer"),
+}
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    path: str
+    local: str
+    remote: str
+    status: str  # same, differs, missing, not_echoed
+
+    @property
+    def is_difference(self) -> bool:
+        return self.status in ("differs", "missing")
+
+    @property
+    def status_label(self) -> str:
+        return str(STATUS_LABELS[self.status])
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}, "items": [{"q": 2}]}`` -> ``[("a.b", 1), ("items[0].q", 2)]``."""
+    if isinstance(value, dict) and value:
+        pairs: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            pairs.extend(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return pairs
+    if isinstance(value, list) and value:
+        pairs = []
+        for index, item in enumerate(value):
+            pairs.extend(flatten(item, f"{prefix}[{index}]"))
+        return pairs
+    return [(prefix, value)]
+
+
+def _lookup(data: Any, path: str) -> Any:
+    """The value at a path made by :func:`flatten`, or ``_MISSING``."""
+    current = data
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(current, list) or index >= len(current):
+                return _MISSING
+            current = current[index]
+        else:
+            if not isinstance(current, dict) or part not in current:
+                return _MISSING
+            current = current[part]
+    return current
+
+
+def _same(local: Any, remote: Any) -> bool:
+    if local == remote:
+        return True
+    if isinstance(local, str) and isinstance(remote, str):
+        try:  # 2024-01-01T10:00:00Z and 2024-01-01T10:00:00.000Z are the same moment
+            ours, theirs = datetime.fromisoformat(local), datetime.fromisoformat(remote)
+            # Voucherify keeps milliseconds; the shop may have microseconds.
+            return abs((ours - theirs).total_seconds()) < 0.001
+        except (TypeError, ValueError):  # not dates, or one naive and one aware
+            return False
+    return False
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def compare(local: dict[str, Any] | None, remote: dict[str, Any] | None) -> list[FieldDiff]:
+    """Every field of the local payload with Voucherify's value for it.
+
+    Fields only Voucherify has (its id, computed totals, timestamps) are not compared:
+    they are not ours to send.
+    """
+    if local is None or remote is None:
+        return []
+    rows = []
+    for path, value in flatten(local):
+        theirs = _lookup(remote, path)
+        top = path.split(".", 1)[0].split("[", 1)[0]
+        if top in NOT_ECHOED and (theirs is _MISSING or top == path):
+            status = "not_echoed"
+        elif theirs is _MISSING:
+            status = "missing"
+        else:
+            status = "same" if _same(value, theirs) else "differs"
+        rows.append(FieldDiff(path, _show(value), _show(theirs), status))
+    return rows
