@@ -44,7 +44,7 @@ def insert_rows(
     now = timezone.now()
     defaults = {field.name: _prepare(field, _default(field, now), connection) for field in fields}
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(_column(field)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     # Identifiers come from model metadata and are quoted; values are parameters.
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
@@ -64,13 +64,19 @@ def insert_rows(
         cursor.executemany(sql, prepared)
 
 
-def _default(field: models.Field, now: Any) -> Any:  # type: ignore[type-arg]
+def _column(field: models.Field) -> str:
+    # Concrete fields are exactly those with a column; this narrows the stubs' str | None.
+    assert field.column is not None
+    return field.column
+
+
+def _default(field: models.Field, now: Any) -> Any:
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return now
     return field.get_default()
 
 
-def _prepare(field: models.Field, value: Any, connection: Any) -> Any:  # type: ignore[type-arg]
+def _prepare(field: models.Field, value: Any, connection: Any) -> Any:
     if field.is_relation and isinstance(value, models.Model):
         value = value.pk
     # SQL NULL, as bulk_create writes it (a JSONField would otherwise encode JSON null).

@@ -213,14 +213,19 @@ def check_settings(raw: Any) -> list[ConfigProblem]:
     return []
 
 
-def _problem(raw: dict[str, Any], error: Any) -> ConfigProblem:
+def _problem(raw: dict[Any, Any], error: Any) -> ConfigProblem:
     key = str(error["loc"][0]) if error["loc"] else None
+    if key is None:  # a rule across keys, e.g. "MAPPER is required when ORDER_MODEL is set"
+        message = error["msg"].removeprefix("Value error, ")
+        named = next((name for name in EXAMPLE_LINES if message.startswith(name)), None)
+        hint = f"Add this line to the {SETTING} dict:\n    {EXAMPLE_LINES[named]}" if named else ""
+        return ConfigProblem("vo.E002", named, f"{SETTING}: {message}.", hint)
     if error["type"] == "missing":
         return ConfigProblem(
             "vo.E002",
             key,
             f'{SETTING}["{key}"] is missing.',
-            f"Add this line to the {SETTING} dict in your settings:\n    {EXAMPLE_LINES[key]}",
+            f"Add this line to the {SETTING} dict in your settings:\n    {EXAMPLE_LINES[str(key)]}",
         )
     if error["type"] == "extra_forbidden":
         close = difflib.get_close_matches(str(key), EXAMPLE_LINES, n=1)

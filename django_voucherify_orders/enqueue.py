@@ -115,7 +115,11 @@ def enqueue_push(order_pk: str, *, countdown: float | None = None) -> bool:
 
     try:
         push_order.apply_async(
-            args=[order_pk], countdown=delay or None, queue=config.celery_queue, retry=False
+            args=(order_pk,),
+            # celery-types has no None for countdown and queue; at run time None means unset.
+            countdown=delay or None,  # type: ignore[arg-type]
+            queue=config.celery_queue,  # type: ignore[arg-type]
+            retry=False,
         )
     except Exception as exc:  # the commit already happened; the sweep will deliver it
         logger.warning(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from django.apps import apps
 from django.db import models
@@ -133,7 +133,11 @@ class OrderMapper:
     def to_voucherify(self, order: Any) -> OrderCreate | dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement to_voucherify(order)")
 
-    def build(self, order: Any, model: type[Payload] = OrderCreate) -> Payload:  # type: ignore[assignment]
+    @overload
+    def build(self, order: Any) -> OrderCreate: ...
+    @overload
+    def build(self, order: Any, model: type[Payload]) -> Payload: ...
+    def build(self, order: Any, model: type[BaseModel] = OrderCreate) -> BaseModel:
         """The validated payload, with ``source_id`` set; raises :class:`MappingError`.
 
         ``model`` is ``OrderCreate`` for live pushes and ``OrderImport`` for imports.

@@ -58,7 +58,7 @@ def test_the_test_settings_pass():
         ({"TRIGGERS": {"shop.Refund": "order"}}, "vo.E007"),
         ({"TRIGGERS": {"shop.OrderItem": "orders"}}, "vo.E007"),
         ({"TRIGGERS": {"shop.OrderItem": "product"}}, "vo.E007"),
-        ({"ORDER_MODEL": "shop.Order", "MAPPER": None}, "vo.E003"),
+        ({"ORDER_MODEL": "shop.Order", "MAPPER": None}, "vo.E002"),
         ({"RATE_LIMIT": "lots"}, "vo.E003"),
     ],
 )

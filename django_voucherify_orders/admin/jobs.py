@@ -12,12 +12,13 @@ import logging
 import os
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import transaction
+from django.db.models import ForeignObjectRel
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -41,12 +42,15 @@ from ..models import ExportJob, ImportFailure, ImportJob, JobStatus
 from .actions import EXPORT_PERMISSION, IMPORT_PERMISSION
 from .rendering import badge, pretty_json
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 logger = logging.getLogger("django_voucherify_orders.admin")
 
 #: Failures listed on an import job's page; the CSV has them all.
 FAILURES_SHOWN = 20
 
-_STATUS_TONES = {
+_STATUS_TONES: dict[str, str] = {
     JobStatus.QUEUED: "wait",
     JobStatus.RUNNING: "wait",
     JobStatus.DONE: "ok",
@@ -64,7 +68,7 @@ class _ReadOnlyJobAdmin(admin.ModelAdmin):
     """Jobs are written by their tasks; people start them with the start form."""
 
     start_permission = ""
-    start_label = ""
+    start_label: StrOrPromise = ""
     change_list_template = "admin/voucherify_orders/job_change_list.html"
     change_form_template = "admin/voucherify_orders/job_change_form.html"
 
@@ -151,7 +155,9 @@ class ImportForm(forms.Form):
         super().__init__(*args, **kwargs)
         choices = _status_choices()
         if choices:
-            self.fields["statuses"].choices = choices
+            statuses = self.fields["statuses"]
+            assert isinstance(statuses, forms.ChoiceField)  # declared above
+            statuses.choices = choices
         else:  # the status field has no choices: type them
             self.fields["statuses"] = forms.CharField(
                 label=gettext_lazy("Statuses"),
@@ -166,7 +172,8 @@ class ImportForm(forms.Form):
         return tuple(value)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()  # Form.clean() returns cleaned_data (typed as possibly None)
+        data = self.cleaned_data
         since, until = data.get("since"), data.get("until")
         if since and until and since >= until:
             self.add_error("until", _("Must be after the start date."))
@@ -195,7 +202,10 @@ def _status_choices() -> list[tuple[Any, Any]]:
         from ..mapping import get_mapper
 
         mapper = get_mapper()
-        return list(mapper.model._meta.get_field(mapper.status_field).choices or [])
+        field = mapper.model._meta.get_field(mapper.status_field)
+        if isinstance(field, ForeignObjectRel):  # a reverse relation has no choices
+            return []
+        return list(field.choices or [])
     except Exception:  # no order model, or no such field: free text it is
         return []
 
@@ -406,7 +416,7 @@ class ImportJobAdmin(_ReadOnlyJobAdmin):
             return redirect(self._url("change", job.pk))
         return self._form_page(request, form, _("Start an import to Voucherify"))
 
-    def failures_csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def failures_csv_view(self, request: HttpRequest, pk: int) -> StreamingHttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = ImportJob.objects.filter(pk=pk).first()
@@ -456,7 +466,8 @@ class ExportForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()  # Form.clean() returns cleaned_data (typed as possibly None)
+        data = self.cleaned_data
         try:
             columns = list(data.get("columns") or [])
             keys = [k.strip() for k in (data.get("metadata") or "").split(",") if k.strip()]
@@ -557,11 +568,11 @@ class ExportJobAdmin(_ReadOnlyJobAdmin):
             return redirect(self._url("change", job.pk))
         return self._form_page(request, form, _("Start an export from Voucherify"))
 
-    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = ExportJob.objects.filter(pk=pk).first()
-        if job is None or not job.file:
+        if job is None or not job.file.name:  # what bool(job.file) tests
             raise Http404(_("This export has no CSV."))
         try:
             handle = job.file.open("rb")

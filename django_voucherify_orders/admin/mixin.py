@@ -114,14 +114,16 @@ class VoucherifySyncAdminMixin(VoucherifyPermissions):
         actions = super().get_actions(request)  # type: ignore[misc]
         if self.actions is None or IS_POPUP_VAR in request.GET:  # type: ignore[attr-defined]
             return actions
+        # django-stubs types @admin.action as returning the bare function, without the
+        # allowed_permissions and short_description attributes it sets.
         for func in (push_now, fetch_from_voucherify, retry_failed):
             allowed = all(
                 getattr(self, f"has_{permission}_permission")(request)
-                for permission in func.allowed_permissions  # type: ignore[attr-defined]
+                for permission in func.allowed_permissions  # type: ignore[union-attr]
             )
             if allowed:
                 name = func.__name__
-                actions[name] = (func, name, func.short_description)  # type: ignore[attr-defined]
+                actions[name] = (func, name, func.short_description)  # type: ignore[union-attr]
         return actions
 
     # --- change page -----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.template.defaultfilters import truncatechars
 from django.utils import timezone
@@ -14,6 +14,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from ..models import SyncAttempt, SyncState
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # Inline styles, so a badge looks right on any page (the shop's own changelist too), and
 # the admin's CSS variables, so it follows the light and dark themes.
@@ -27,7 +30,7 @@ TONES = {
     "wait": "var(--message-warning-bg, #ffc)",
     "quiet": "var(--darkened-bg, #f8f8f8)",
 }
-STATE_TONES = {
+STATE_TONES: dict[str, str] = {
     SyncState.PENDING: "wait",
     SyncState.SYNCED: "ok",
     SyncState.FAILED: "bad",
@@ -53,6 +56,7 @@ def pretty_json(value: Any) -> SafeString:
 def state_badge(state: str | None, title: str = "") -> SafeString:
     if not state:
         return badge(_("not tracked"), "quiet", title)
+    label: StrOrPromise
     try:
         label = SyncState(state).label
     except ValueError:

@@ -54,6 +54,7 @@ MAX_PAGE = 100  # ParameterPage maximum: list endpoints can't page past 100 x 10
 DOWNLOAD_CHUNK = 64 * 1024
 
 Model = TypeVar("Model", bound=BaseModel)
+Job = TypeVar("Job", AsyncAction, Export)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +299,16 @@ class VoucherifyClient:
             on_poll=on_poll,
         )
 
-    def _wait(self, fetch, *, what, timeout, interval, max_interval, on_poll):  # type: ignore[no-untyped-def]
+    def _wait(
+        self,
+        fetch: Callable[[], Job],
+        *,
+        what: str,
+        timeout: float,
+        interval: float,
+        max_interval: float,
+        on_poll: Callable[[Job], None] | None,
+    ) -> Job:
         deadline = self._clock() + timeout
         while True:
             current = fetch()

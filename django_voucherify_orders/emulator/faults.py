@@ -7,7 +7,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 Fault = int | Literal["drop"]
 DEFAULT_IMPORT_FAILURE = "Internal error"  # the reason in the documented ORDERS.IMPORT example
@@ -50,7 +50,7 @@ class Faults:
         with self._lock:
             self._script.extend(parsed)
 
-    def set_rates(self, rates: Mapping[object, float], seed: int | None = None) -> None:
+    def set_rates(self, rates: Mapping[Any, float], seed: int | None = None) -> None:
         """Random faults per request, e.g. {500: 0.1, "drop": 0.02}; seed makes them repeatable."""
         parsed = [(parse_fault(k), float(p)) for k, p in rates.items()]
         if any(not 0.0 <= p <= 1.0 for _, p in parsed) or sum(p for _, p in parsed) > 1.0:

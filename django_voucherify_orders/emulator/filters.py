@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from .errors import invalid_payload
@@ -90,6 +91,8 @@ def _contains(actual: Any, expected: Any) -> bool:
 
 def _compare(actual: Any, expected: Any, is_date: bool) -> tuple[Any, Any] | None:
     """Both sides as comparable values (datetimes for date fields), or None."""
+    left: datetime | float | None
+    right: datetime | float | None
     if is_date:
         left, right = parse_iso(actual), parse_iso(expected)
     else:

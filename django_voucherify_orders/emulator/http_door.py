@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self, headers: dict[str, str]) -> bytes:
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -145,8 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return b"".join(chunks)
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
-        length = headers.get("content-length", "0")
-        length = int(length) if length.isdigit() else 0
+        declared = headers.get("content-length", "0")
+        length = int(declared) if declared.isdigit() else 0
         return self.rfile.read(length) if length > 0 else b""
 
     def _write(self, status: int, headers: dict[str, str], body: bytes) -> None:

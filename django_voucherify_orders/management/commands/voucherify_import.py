@@ -120,7 +120,11 @@ class Command(BaseCommand):
     def _summary(self, job: ImportJob) -> None:
         dry = job.parameters.get("dry_run")
         verb = "would be sent" if dry else "imported"
-        took = (job.finished_at - job.started_at).total_seconds() if job.finished_at else 0
+        took = (
+            (job.finished_at - job.started_at).total_seconds()
+            if job.finished_at and job.started_at
+            else 0
+        )
         self.stdout.write(
             f"Import job {job.pk}: {job.status}. {job.total} orders selected, {job.imported} "
             f"{verb}, {job.failed} failed, {len(job.batches)} batches, {took:.1f}s."
