@@ -98,14 +98,22 @@ def _runs_inline() -> bool:
 # --- enqueueing ---------------------------------------------------------------------------
 
 
-def enqueue_push(order_pk: str, *, countdown: float | None = None) -> bool:
+def enqueue_push(
+    order_pk: str, *, countdown: float | None = None, deduplicate: bool = True
+) -> bool:
     """Queue a push unless one is already queued. Never raises: a broker that is down
-    leaves the row pending, and the sweep enqueues it later."""
+    leaves the row pending, and the sweep enqueues it later.
+
+    ``deduplicate=False`` queues it even when a marker says one is queued: the sweep and
+    ``voucherify_sync`` use it, because the push a marker stands for may have died with
+    its worker (a duplicate push is harmless: the lease and the payload hash see to it).
+    """
     config = get_settings()
     delay = config.push_delay if countdown is None else countdown
     marker = QUEUED_KEY.format(order_pk)
     try:
-        if not cache.add(marker, 1, timeout=int(delay) + QUEUED_TTL):
+        added = cache.add(marker, 1, timeout=int(delay) + QUEUED_TTL)
+        if not added and deduplicate:
             return False
     except Exception:  # a cache outage must not stop the enqueue
         logger.warning(

@@ -462,7 +462,7 @@ def sweep(limit: int = 10_000) -> int:
     if not config.sync_enabled or not config.auto_sync:
         return 0
     keys = list(due_for_push().values_list("pk", flat=True)[:limit])
-    return sum(enqueue_push(key, countdown=0) for key in keys)
+    return sum(enqueue_push(key, countdown=0, deduplicate=False) for key in keys)
 
 
 def prune_attempts(batch_size: int = 1000) -> int:

@@ -58,6 +58,22 @@ def test_broker_down_at_commit_then_the_sweep_delivers(shop, emulator, caplog):
     assert remote(emulator, order)["status"] == "PAID"
 
 
+def test_the_sweep_delivers_a_push_that_died_with_its_worker(shop, emulator):
+    """The push was taken from the broker, its "queued" marker set, then the worker died."""
+    from django.core.cache import cache
+
+    from django_voucherify_orders.enqueue import QUEUED_KEY
+
+    with paused_sync():
+        order = shop.order(status="paid")
+    cache.set(QUEUED_KEY.format(order.pk), 1, timeout=3600)
+
+    with override_settings(VOUCHERIFY_ORDERS={**_settings(), "SWEEP_AFTER": 0.001}):
+        assert sweep() == 1
+
+    assert remote(emulator, order)["status"] == "PAID"
+
+
 def test_the_sweep_leaves_fresh_and_leased_rows_alone(shop, emulator):
     with paused_sync():
         shop.order()

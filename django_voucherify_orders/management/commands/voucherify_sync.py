@@ -67,7 +67,7 @@ class Command(BaseCommand):
             if outcomes.get("failed") or outcomes.get("retry"):
                 raise CommandError("some orders could not be pushed; see the admin for errors")
             return
-        queued = sum(enqueue_push(key, countdown=0) for key in due)
+        queued = sum(enqueue_push(key, countdown=0, deduplicate=False) for key in due)
         self.stdout.write(f"Enqueued {queued} of {len(due)} pending orders.")
         left = failed.count()
         if left and not options["failed"]:
