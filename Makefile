@@ -20,8 +20,15 @@ demo: $(STAMP)
 	cd example_project && DATABASE_URL=sqlite:///demo.sqlite3 $(abspath $(BIN))/python manage.py demo
 	$(BIN)/python example_project/client_demo.py
 
+# Two passes: the unit tests on SQLite, then everything (integration tests included: real
+# Celery workers over Redis) on PostgreSQL. The second needs PostgreSQL and Redis on 127.0.0.1
+# (.ci/run starts them when they are down). JUNIT_DIR=dir writes one JUnit file per pass.
+# The database name ends in the process id of the shell, so that pytest-django's test database
+# (test_test_<pid>) is this run's alone: two runs on one machine never drop each other's.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test_$$$$
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-sqlite.xml) $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-postgres.xml) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

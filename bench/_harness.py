@@ -116,11 +116,15 @@ def wait_for_line(log: Path, proc: subprocess.Popen[bytes], marker: str, timeout
 class EmulatorProcess:
     """``python -m django_voucherify_orders.emulator`` on a free port, and its control door."""
 
-    def __init__(self, procs: Processes, *, rate_limit: int = 0) -> None:
+    def __init__(
+        self, procs: Processes, *, rate_limit: int = 0, extra_args: Sequence[str] = ()
+    ) -> None:
+        """``extra_args`` go to the CLI as they are (e.g. ``--fault-rate``, ``--latency-ms``)."""
         import requests
 
         cmd = [PYTHON, "-m", "django_voucherify_orders.emulator", "--port", "0"]
         cmd += ["--rate-limit", str(rate_limit), "--app-id", APP_ID, "--secret-key", SECRET_KEY]
+        cmd += list(extra_args)
         self.proc, log = procs.start("emulator", cmd, env=dict(os.environ))
         line = wait_for_line(log, self.proc, "listening on ", timeout=20)
         self.url = line.rsplit(" ", 1)[-1].strip()
@@ -143,6 +147,15 @@ class EmulatorProcess:
 
 
 # --- PostgreSQL and Redis ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def with_path(url: str, path: str) -> str:

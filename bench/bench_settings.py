@@ -7,8 +7,11 @@ bench scripts set before Django or a worker starts. Extra knob:
 BENCH_PUSH_DELAY     VOUCHERIFY_ORDERS["PUSH_DELAY"] in seconds (unset: the app's default)
 BENCH_DB_REUSE_MAX   CELERY_DB_REUSE_MAX (unset: Celery's default, a new database
                      connection for every task)
+BENCH_VOUCHERIFY_ORDERS  a JSON object merged into VOUCHERIFY_ORDERS last, e.g.
+                     '{"MAX_ATTEMPTS": 30, "LEASE_SECONDS": 15}' (chaos.py)
 """
 
+import json
 import os
 
 from example_project.settings import *  # noqa: F403
@@ -19,3 +22,5 @@ if os.environ.get("BENCH_PUSH_DELAY"):
     VOUCHERIFY_ORDERS["PUSH_DELAY"] = float(os.environ["BENCH_PUSH_DELAY"])
 if os.environ.get("BENCH_DB_REUSE_MAX"):
     CELERY_DB_REUSE_MAX = int(os.environ["BENCH_DB_REUSE_MAX"])
+if os.environ.get("BENCH_VOUCHERIFY_ORDERS"):
+    VOUCHERIFY_ORDERS.update(json.loads(os.environ["BENCH_VOUCHERIFY_ORDERS"]))

@@ -18,6 +18,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -122,13 +123,7 @@ def enqueue_push(
     from .tasks import push_order
 
     try:
-        push_order.apply_async(
-            args=(order_pk,),
-            # celery-types has no None for countdown and queue; at run time None means unset.
-            countdown=delay or None,  # type: ignore[arg-type]
-            queue=config.celery_queue,  # type: ignore[arg-type]
-            retry=False,
-        )
+        _send_task(push_order, order_pk, delay, config.celery_queue)
     except Exception as exc:  # the commit already happened; the sweep will deliver it
         logger.warning(
             "could not enqueue push of order %s (%s); the sweep will retry", order_pk, exc
@@ -137,6 +132,20 @@ def enqueue_push(
             cache.delete(marker)
         return False
     return True
+
+
+def _send_task(task: Any, order_pk: str, delay: float, queue: str | None) -> None:
+    options: dict[str, Any] = {"countdown": delay or None, "queue": queue, "retry": False}
+    if task.app.conf.task_always_eager:  # runs here and now; no broker to talk to
+        task.apply_async(args=(order_pk,), **options)
+        return
+    with task.app.pool.acquire(block=True, timeout=10) as connection:
+        # Fail fast when the broker is down (kombu would otherwise retry for seconds per
+        # order): the row stays pending and the sweep delivers it later.
+        connection.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1
+        )
+        task.apply_async(args=(order_pk,), connection=connection, **options)
 
 
 class _Publisher:

@@ -193,6 +193,11 @@ def _take_lease(order_pk: str, token: str, config: VoucherifyOrdersSettings) -> 
     )
 
 
+def _renew_lease(order_pk: str, token: str, config: VoucherifyOrdersSettings) -> bool:
+    until = timezone.now() + timedelta(seconds=config.lease_seconds)
+    return bool(OrderSync.objects.filter(pk=order_pk, lease_token=token).update(lease_until=until))
+
+
 def _push_leased(row: OrderSync, token: str, config: VoucherifyOrdersSettings) -> PushResult:
     version = row.version
     mapper = get_mapper()
@@ -221,9 +226,13 @@ def _push_leased(row: OrderSync, token: str, config: VoucherifyOrdersSettings) -
         return PushResult("unchanged")
 
     limiter = SharedRateLimiter(config.rate_limit)
+    waited_from = time.monotonic()
     wait = limiter.acquire(max_wait=MAX_THROTTLE_WAIT)
     if wait > 0:
         return PushResult("throttled", retry_in=wait)
+    if time.monotonic() - waited_from > 1.0 and not _renew_lease(row.pk, token, config):
+        # We slept for a slot; a shorter LEASE_SECONDS let another worker take the order.
+        return PushResult("busy")
 
     client = _push_client(config)
     try:
@@ -252,6 +261,14 @@ def _send(
     """PUT only what changed since the last push; POST (upsert) the first time, or when
     Voucherify no longer has the order."""
     if row.voucherify_id and row.last_payload:
+        dropped = sorted(set(row.last_payload) - set(payload))
+        if dropped:
+            # Voucherify keeps a field that is not sent: the mapper must send an empty value
+            # (0, {}, []) to clear it. Say so rather than report a false "synced".
+            logger.warning(
+                "order %s: the mapper no longer sends %s; Voucherify keeps the old value",
+                source_id, ", ".join(dropped),
+            )  # fmt: skip
         changes = {
             key: value
             for key, value in payload.items()
@@ -462,6 +479,10 @@ def sweep(limit: int = 10_000) -> int:
     if not config.sync_enabled or not config.auto_sync:
         return 0
     keys = list(due_for_push().values_list("pk", flat=True)[:limit])
+    # Not due again for SWEEP_AFTER: a push re-enqueued here may wait in a long queue,
+    # and each sweep must not add another copy of it.
+    later = timezone.now() + timedelta(seconds=config.sweep_after)
+    OrderSync.objects.filter(pk__in=keys, state=SyncState.PENDING).update(next_attempt_at=later)
     return sum(enqueue_push(key, countdown=0, deduplicate=False) for key in keys)
 
 

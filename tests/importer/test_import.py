@@ -188,9 +188,12 @@ def test_a_connection_dropped_while_sending_is_resumable(voucherify_emulator, ca
 
 def test_voucherify_unreachable_is_resumable_and_nothing_is_in_doubt(voucherify_emulator):
     seed(3, items=1)
-    with override_settings(
-        VOUCHERIFY_ORDERS={**settings.VOUCHERIFY_ORDERS, "API_URL": "http://127.0.0.1:9"}
-    ), pytest.raises(CommandError, match="unreachable or failing"):
+    with (
+        override_settings(
+            VOUCHERIFY_ORDERS={**settings.VOUCHERIFY_ORDERS, "API_URL": "http://127.0.0.1:9"}
+        ),
+        pytest.raises(CommandError, match="unreachable or failing"),
+    ):
         run()
     job = ImportJob.objects.get()
     assert (job.status, job.batches) == (JobStatus.INTERRUPTED, [])  # never connected
