@@ -283,18 +283,26 @@ def _forget_settings(*, setting: str, **kwargs: Any) -> None:
 _clients = threading.local()
 
 
-def get_client() -> VoucherifyClient:
-    """This thread's client for the configured project (sessions are per thread)."""
+def get_client(*, retries: bool = True) -> VoucherifyClient:
+    """This thread's client for the configured project (sessions are per thread).
+
+    ``retries=False`` gives a client that makes one attempt per call: the push engine
+    reschedules a failed push instead of holding a worker asleep.
+    """
     config = get_settings()
     cached = getattr(_clients, "entry", None)
-    if cached is not None and cached[0] is config:
-        return cached[1]
+    if cached is not None and cached[0] is config and retries in cached[1]:
+        return cached[1][retries]
+    if cached is None or cached[0] is not config:
+        by_kind: dict[bool, VoucherifyClient] = {}
+        cached = (config, by_kind)
+        _clients.entry = cached
     client = VoucherifyClient(
         config.app_id,
         config.secret_key.get_secret_value(),
         config.api_url,
         timeout=(config.connect_timeout, config.read_timeout),
-        retry=config.retry_policy(),
+        retry=config.retry_policy() if retries else RetryPolicy(max_retries=0),
     )
-    _clients.entry = (config, client)
+    cached[1][retries] = client
     return client

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -37,7 +36,6 @@ from .client import (
     NotFound,
     RateLimited,
     RateLimitInfo,
-    RetryPolicy,
     VoucherifyAPIError,
     VoucherifyClient,
     VoucherifyClientError,
@@ -46,7 +44,7 @@ from .client import (
 from .client.errors import MAX_BODY_CHARS
 from .client.retry import full_jitter_backoff
 from .client.schemas import Order
-from .conf import VoucherifyOrdersSettings, get_settings
+from .conf import VoucherifyOrdersSettings, get_client, get_settings
 from .enqueue import enqueue_push, paused_sync, push_after_commit
 from .mapping import MappingError, get_mapper
 from .models import OrderSync, SyncAttempt, SyncState
@@ -234,7 +232,7 @@ def _push_leased(row: OrderSync, token: str, config: VoucherifyOrdersSettings) -
         # We slept for a slot; a shorter LEASE_SECONDS let another worker take the order.
         return PushResult("busy")
 
-    client = _push_client(config)
+    client = get_client(retries=False)
     try:
         with _attempt_log(client, row, limiter):
             remote, method = _send(client, row, source_id, payload)
@@ -385,24 +383,6 @@ def _settle(row: OrderSync, version: int, token: str, state: str, **fields: Any)
 
 
 # --- HTTP plumbing --------------------------------------------------------------------------
-
-_clients = threading.local()
-
-
-def _push_client(config: VoucherifyOrdersSettings) -> VoucherifyClient:
-    """A client without its own retries: the engine reschedules instead of sleeping."""
-    cached = getattr(_clients, "entry", None)
-    if cached is not None and cached[0] is config:
-        return cached[1]
-    client = VoucherifyClient(
-        config.app_id,
-        config.secret_key.get_secret_value(),
-        config.api_url,
-        timeout=(config.connect_timeout, config.read_timeout),
-        retry=RetryPolicy(max_retries=0),
-    )
-    _clients.entry = (config, client)
-    return client
 
 
 @contextmanager

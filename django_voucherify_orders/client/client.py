@@ -26,6 +26,7 @@ from .errors import (
     VoucherifyError,
     VoucherifyResponseError,
     VoucherifyTransportError,
+    body_excerpt,
     error_from_response,
 )
 from .ratelimit import RateLimitInfo
@@ -360,7 +361,7 @@ class VoucherifyClient:
             data = response.json()
         except ValueError:
             raise VoucherifyResponseError(
-                method, path, "the body is not JSON", _excerpt(response)
+                method, path, "the body is not JSON", body_excerpt(response)
             ) from None
         if model is None:
             return data
@@ -368,7 +369,7 @@ class VoucherifyClient:
             return model.model_validate(data)
         except PydanticValidationError as exc:
             problems = "; ".join(f"{field}: {msg}" for field, msg in validation_problems(exc, 5))
-            raise VoucherifyResponseError(method, path, problems, _excerpt(response)) from None
+            raise VoucherifyResponseError(method, path, problems, body_excerpt(response)) from None
 
     def _send(
         self,
@@ -441,7 +442,7 @@ class VoucherifyClient:
                 api_error.body_text, request_id=api_error.request_id,
             )  # fmt: skip
             raise api_error
-        excerpt = "" if stream else _excerpt(response)
+        excerpt = "" if stream else body_excerpt(response)
         self._report(method, path, response.status_code, started, rate_limit, None, excerpt)
         return response
 
@@ -504,13 +505,6 @@ def _export_url(export: Export) -> str:
     if export.status != "DONE" or export.result is None:
         raise ValueError(f"export {export.id} is {export.status}, not DONE: nothing to download")
     return export.result.url
-
-
-def _excerpt(response: requests.Response) -> str:
-    try:
-        return response.text[:MAX_BODY_CHARS]
-    except Exception:  # a broken body must not hide the answer we are reporting
-        return ""
 
 
 def _may_have_been_sent(exc: requests.RequestException) -> bool:

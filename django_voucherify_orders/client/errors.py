@@ -189,7 +189,7 @@ def error_from_response(
 ) -> VoucherifyAPIError:
     """Build the right error from an HTTP error response, whatever its body looks like."""
     status = response.status_code
-    text = _safe_text(response)
+    text = body_excerpt(response)
     fields = _error_fields(text)
     if status == 429:
         cls: type[VoucherifyAPIError] = RateLimited
@@ -212,7 +212,8 @@ def error_from_response(
     )
 
 
-def _safe_text(response: requests.Response) -> str:
+def body_excerpt(response: requests.Response) -> str:
+    """At most MAX_BODY_CHARS of the body; "" when it can't be read."""
     try:
         return response.text[:MAX_BODY_CHARS]
     except Exception:  # a truncated or undecodable body must not hide the real error
