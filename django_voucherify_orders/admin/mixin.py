@@ -110,20 +110,25 @@ class VoucherifySyncAdminMixin(VoucherifyPermissions):
         error_key = getattr(obj, _ERROR_KEY, "") or ""
         return state_badge(state, error_key)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)  # type: ignore[misc]
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 says where the actions are shown (the change list or the change form);
+        # Django 5.2 knows only the change list and calls get_actions(request).
+        where = () if action_location is None else (action_location,)
+        actions = super().get_actions(request, *where)  # type: ignore[misc]
         if self.actions is None or IS_POPUP_VAR in request.GET:  # type: ignore[attr-defined]
             return actions
         # django-stubs types @admin.action as returning the bare function, without the
-        # allowed_permissions and short_description attributes it sets.
+        # allowed_permissions attribute it sets.
         for func in (push_now, fetch_from_voucherify, retry_failed):
             allowed = all(
                 getattr(self, f"has_{permission}_permission")(request)
                 for permission in func.allowed_permissions  # type: ignore[union-attr]
             )
-            if allowed:
-                name = func.__name__
-                actions[name] = (func, name, func.short_description)  # type: ignore[union-attr]
+            # get_action builds what this Django release expects (a tuple before 6.1), and
+            # None where the action isn't shown (these are change-list actions only).
+            action = self.get_action(func, *where) if allowed else None  # type: ignore[attr-defined]
+            if action:
+                actions[func.__name__] = action
         return actions
 
     # --- change page -----------------------------------------------------------------------
