@@ -10,6 +10,7 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.E006  MAPPER cannot be imported or is not an OrderMapper subclass
 - vo.E007  a TRIGGERS entry names no installed model, or no foreign key to the order model
 - vo.W001  API_URL is plain http to a host other than this machine
+- vo.W002  LOG_HTTP_BODIES is on while DEBUG is False
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def check_voucherify_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 "the secret key would cross the network unencrypted.",
                 hint="Use https:// (plain http is only meant for an emulator on localhost).",
                 id="vo.W001",
+            )
+        )
+    if config.log_http_bodies and not settings.DEBUG:
+        messages.append(
+            Warning(
+                f'{SETTING}["LOG_HTTP_BODIES"] is on while DEBUG is False: every order sent to '
+                "or read from Voucherify, with customers' names, emails and addresses, "
+                "goes to your logs.",
+                hint='Use "LOG_HTTP_BODIES": DEBUG, so that only a development machine logs '
+                "bodies.",
+                id="vo.W002",
             )
         )
     return messages

@@ -56,6 +56,7 @@ EXAMPLE_LINES: dict[str, str] = {
     "HTTP_BACKOFF_BASE": '"HTTP_BACKOFF_BASE": 0.5,  # seconds',
     "HTTP_BACKOFF_MAX": '"HTTP_BACKOFF_MAX": 8,  # seconds',
     "HTTP_MAX_RETRY_WAIT": '"HTTP_MAX_RETRY_WAIT": 30,  # seconds',
+    "LOG_HTTP_BODIES": '"LOG_HTTP_BODIES": DEBUG,  # request and response bodies, for debugging',
     "ORDER_MODEL": '"ORDER_MODEL": "shop.Order",',
     "MAPPER": '"MAPPER": "shop.voucherify.ShopOrderMapper",',
     "TRIGGERS": '"TRIGGERS": {"shop.OrderItem": "order"},  # related model -> its order field',
@@ -104,6 +105,7 @@ class VoucherifyOrdersSettings(BaseModel):
     http_backoff_base: float = Field(0.5, alias="HTTP_BACKOFF_BASE", gt=0)
     http_backoff_max: float = Field(8.0, alias="HTTP_BACKOFF_MAX", gt=0)
     http_max_retry_wait: float = Field(30.0, alias="HTTP_MAX_RETRY_WAIT", ge=0)
+    log_http_bodies: bool = Field(False, alias="LOG_HTTP_BODIES")
 
     # Live sync (receivers, outbox, push engine).
     order_model: str | None = Field(None, alias="ORDER_MODEL", pattern=r"^\w+\.\w+$")
@@ -303,6 +305,7 @@ def get_client(*, retries: bool = True) -> VoucherifyClient:
         config.api_url,
         timeout=(config.connect_timeout, config.read_timeout),
         retry=config.retry_policy() if retries else RetryPolicy(max_retries=0),
+        log_bodies=config.log_http_bodies,
     )
     cached[1][retries] = client
     return client

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.checks import run_checks
+from django.core.checks import Tags, run_checks
 from django.test import override_settings
 
 from django_voucherify_orders.client import VoucherifyConfigurationError
@@ -13,7 +13,7 @@ GOOD = {"APP_ID": "app", "SECRET_KEY": "sk_live_very_secret"}
 
 
 def _check_ids() -> list[str]:
-    return [m.id for m in run_checks() if m.id and m.id.startswith("vo.")]
+    return [m.id for m in run_checks(tags=[Tags.compatibility]) if m.id and m.id.startswith("vo.")]
 
 
 def test_defaults_fill_the_optional_keys():
@@ -67,7 +67,7 @@ def test_a_bad_secret_key_value_is_never_echoed():
             get_settings()
         assert "sk_live_a_real_key" not in str(caught.value)
         assert "(hidden)" in str(caught.value)
-        messages = [m.msg + (m.hint or "") for m in run_checks()]
+        messages = [m.msg + (m.hint or "") for m in run_checks(tags=[Tags.compatibility])]
     assert all("sk_live_a_real_key" not in m for m in messages)
 
 
@@ -94,6 +94,17 @@ def test_configuration_error_is_not_a_voucherify_error():
 def test_plain_http_to_a_remote_host_is_warned_about(url, warned):
     with override_settings(VOUCHERIFY_ORDERS={**GOOD, "API_URL": url}):
         assert ("vo.W001" in _check_ids()) is warned
+
+
+@pytest.mark.parametrize(
+    ("log_bodies", "debug", "warned"),
+    [(True, False, True), (True, True, False), (False, False, False)],
+    ids=["bodies-in-production", "bodies-in-development", "bodies-off"],
+)
+def test_logging_bodies_without_debug_is_warned_about(log_bodies, debug, warned):
+    with override_settings(VOUCHERIFY_ORDERS={**GOOD, "LOG_HTTP_BODIES": log_bodies}, DEBUG=debug):
+        assert ("vo.W002" in _check_ids()) is warned
+        assert get_client().log_bodies is log_bodies
 
 
 def test_valid_settings_pass_the_checks():

@@ -6,6 +6,7 @@ builds one from ``settings.VOUCHERIFY_ORDERS``.
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -48,6 +49,9 @@ from .schemas import (
 __all__ = ["DEFAULT_API_URL", "MAX_IMPORT_ORDERS", "ApiCall", "VoucherifyClient"]
 
 logger = logging.getLogger("django_voucherify_orders.client")
+# Whole bodies, when the client is built with log_bodies=True: a separate logger, so that
+# a project can route (or silence) these records apart from the client's own.
+body_logger = logging.getLogger("django_voucherify_orders.client.bodies")
 
 DEFAULT_API_URL = "https://api.voucherify.io"
 MAX_IMPORT_ORDERS = 2000  # "There is a 2000 limit of orders per one request."
@@ -94,6 +98,7 @@ class VoucherifyClient:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         observers: Iterable[Observer] = (),
+        log_bodies: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -102,6 +107,7 @@ class VoucherifyClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.observers = list(observers)
+        self.log_bodies = log_bodies
         self.last_rate_limit = RateLimitInfo()
         self._secret_key = secret_key
         self._sleep = sleep
@@ -417,6 +423,8 @@ class VoucherifyClient:
         stream: bool,
     ) -> requests.Response:
         started = self._clock()
+        if self.log_bodies:
+            _log_request(method, path, params, json)
         try:
             response = self._session.request(
                 method,
@@ -471,8 +479,23 @@ class VoucherifyClient:
         logger.debug(
             "Voucherify %s %s -> %s in %.0fms", method, path, status or error, call.duration * 1000
         )
+        if self.log_bodies and status is not None:
+            body_logger.debug(
+                "Voucherify %s %s <- %s %s", method, path, status, call.response_excerpt
+            )
         for observer in self.observers:
             observer(call)
+
+
+def _log_request(method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> None:
+    """The request as sent, minus headers: the token travels there and nowhere else."""
+    if not body_logger.isEnabledFor(logging.DEBUG):
+        return
+    text = "" if body is None else jsonlib.dumps(body, default=str)
+    if len(text) > MAX_BODY_CHARS:
+        text = f"{text[:MAX_BODY_CHARS]}... ({len(text)} characters)"
+    query = f" params={dict(params)}" if params else ""
+    body_logger.debug("Voucherify %s %s ->%s %s", method, path, query, text)
 
 
 def _as_model(

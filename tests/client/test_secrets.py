@@ -60,3 +60,24 @@ def test_observers_see_each_attempt_without_the_key(voucherify_emulator):
     assert calls[0].error and "HTTP 503" in calls[0].error
     assert calls[1].response_excerpt.startswith("{")
     assert all(SECRET not in repr(call) for call in calls)
+
+
+def test_body_logging_shows_the_bodies_but_not_the_key(voucherify_emulator, caplog):
+    caplog.set_level(logging.DEBUG, logger="django_voucherify_orders.client.bodies")
+    client = VoucherifyClient("test-app-id", SECRET, log_bodies=True, retry=RetryPolicy(0))
+    client.create_order({"source_id": "o-1", "amount": 1234})
+    voucherify_emulator.faults.script([500])
+    with pytest.raises(VoucherifyError):
+        client.get_order("o-1")
+
+    bodies = [r.getMessage() for r in caplog.records if r.name.endswith(".bodies")]
+    assert len(bodies) == 4  # two requests, two responses
+    assert '"amount": 1234' in bodies[0] and '"source_id":"o-1"' in bodies[1].replace(" ", "")
+    assert "500" in bodies[3]
+    assert all(SECRET not in text for text in bodies)
+
+
+def test_bodies_are_not_logged_unless_asked_for(client, voucherify_emulator, caplog):
+    caplog.set_level(logging.DEBUG)
+    client.create_order({"source_id": "o-1", "amount": 1234})
+    assert not [r for r in caplog.records if r.name.endswith(".bodies")]
