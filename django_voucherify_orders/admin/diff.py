@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,16 @@ __all__ = ["FieldDiff", "compare", "flatten"]
 # reference ({"id": ..., "object": "customer"}), never with the details that were sent.
 NOT_ECHOED = frozenset({"customer", "referrer"})
 
+# Voucherify leaves zero discount fields out of the orders it returns: "zero/absent discount
+# fields are omitted (not 0)" (API-NOTES 5.6, from every documented order example). So a
+# local 0 in one of these is in step with an absent remote value (None once the client's
+# response model has read it). Only these fields and only 0: any other field Voucherify
+# lacks is still "missing", and a local 0 beside a remote 500 still "differs".
+ZERO_OMITTED_ORDER_FIELDS = frozenset({"discount_amount"})
+ZERO_OMITTED_ITEM_FIELDS = frozenset({"discount_amount", "discount_quantity"})
+
 _MISSING = object()
+_ITEM_FIELD = re.compile(r"items\[\d+\]\.(\w+)")
 
 STATUS_LABELS = {
     "same": _("same"),
@@ -74,6 +84,18 @@ def _lookup(data: Any, path: str) -> Any:
     return current
 
 
+def _omitted_zero(path: str, local: Any, remote: Any) -> bool:
+    """A local 0 that Voucherify does not echo back (see ``ZERO_OMITTED_*``)."""
+    if remote is not _MISSING and remote is not None:
+        return False
+    if type(local) is not int or local != 0:  # the JSON integer 0: not False, not 0.0
+        return False
+    item = _ITEM_FIELD.fullmatch(path)
+    if item is not None:
+        return item.group(1) in ZERO_OMITTED_ITEM_FIELDS
+    return path in ZERO_OMITTED_ORDER_FIELDS
+
+
 def _same(local: Any, remote: Any) -> bool:
     if local == remote:
         return True
@@ -109,6 +131,8 @@ def compare(local: dict[str, Any] | None, remote: dict[str, Any] | None) -> list
         top = path.split(".", 1)[0].split("[", 1)[0]
         if top in NOT_ECHOED and (theirs is _MISSING or top == path):
             status = "not_echoed"
+        elif _omitted_zero(path, value, theirs):
+            status = "same"
         elif theirs is _MISSING:
             status = "missing"
         else:

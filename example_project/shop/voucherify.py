@@ -69,9 +69,11 @@ class ShopOrderMapper(OrderMapper):
             "customer": self.customer(order),
             "created_at": order.created_at,
             "metadata": self.metadata(order),
+            # Always sent, 0 included: an update leaves out-of-body fields unchanged in
+            # Voucherify, so leaving a removed discount out would keep the old one there.
+            # Voucherify does not echo a zero discount back (the admin's compare knows).
+            "discount_amount": to_minor_units(order.discount or Decimal(0), currency),
         }
-        if order.discount and order.discount > Decimal(0):
-            payload["discount_amount"] = to_minor_units(order.discount, currency)
         return payload
 
     def customer(self, order: Order) -> dict[str, Any]:

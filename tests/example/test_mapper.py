@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -117,7 +118,8 @@ def test_no_discount_no_note_no_blank_contact_fields(mapper, make_order) -> None
 
     customer = Customer.objects.create(name="Ada", email="ada@example.com")
     payload = mapper.build(make_order(customer=customer)).to_json()
-    assert "discount_amount" not in payload
+    # No discount is sent as 0, never left out: leaving it out would keep a removed one.
+    assert payload["discount_amount"] == 0
     assert payload["metadata"] == {"number": payload["metadata"]["number"], "currency": "EUR"}
     assert payload["customer"] == {
         "source_id": f"customer-{customer.pk}",
@@ -177,3 +179,35 @@ def test_mapping_n_orders_costs_a_fixed_number_of_queries(mapper, make_order) ->
     assert lines == 150
 
     assert five == fifty == 3  # orders + customers, items, products
+
+
+def test_a_removed_discount_is_sent_as_zero(mapper, make_order) -> None:
+    """Voucherify keeps a field an update leaves out, so a discount going from 10.00 to 0
+    must be in the payload as 0: a mapper that drops it would lose the change."""
+    order = make_order(discount="10.00")
+    assert mapper.build(order).to_json()["discount_amount"] == 1000
+
+    order.discount = Decimal(0)
+    order.save()
+    order = mapper.get_queryset().get(pk=order.pk)
+
+    payload = mapper.build(order).to_json()
+    assert "discount_amount" in payload
+    assert payload["discount_amount"] == 0
+
+
+@pytest.mark.parametrize("currency", ["EUR", "JPY", "KWD"])
+def test_zero_discount_is_zero_in_every_currency(mapper, make_order, currency) -> None:
+    order = make_order(currency=currency, items=[(f"Z-{currency}", "Thing", "100", 1)])
+    assert mapper.build(order).discount_amount == 0
+
+
+def test_a_negative_discount_is_bad_local_data(mapper, make_order) -> None:
+    """The model refuses a negative discount; one written around its validators fails the
+    order by name instead of being sent or silently dropped."""
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(discount=Decimal("-1.00"))
+    order = mapper.get_queryset().get(pk=order.pk)
+
+    with pytest.raises(MappingError, match="discount_amount"):
+        mapper.build(order)
