@@ -1,6 +1,10 @@
 # `make demo` and `make test` work on a fresh machine: each creates .venv and installs
 # what it needs the first time (and again whenever pyproject.toml changes).
+# PYTHON picks the interpreter and DJANGO, optionally, the Django release; each pair wants a
+# venv of its own. CI runs both supported pairs (see .ci/run), e.g. the second one as:
+#   make test PYTHON=~/.pyenv/versions/3.13.0/bin/python3 DJANGO='django>=6,<7' VENV=.venv-django6
 PYTHON ?= python3
+DJANGO ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -11,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; run: make PYTHON=python3.12 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(if $(DJANGO),'$(DJANGO)')
 	@touch $@
 
 # The live flow on a fresh SQLite file, then bulk import and export through the client.
@@ -20,22 +24,33 @@ demo: $(STAMP)
 	cd example_project && DATABASE_URL=sqlite:///demo.sqlite3 $(abspath $(BIN))/python manage.py demo
 	$(BIN)/python example_project/client_demo.py
 
-# Two passes: the unit tests on SQLite, then everything (integration tests included: real
-# Celery workers over Redis) on PostgreSQL. The second needs PostgreSQL and Redis on 127.0.0.1
-# (.ci/run starts them when they are down). JUNIT_DIR=dir writes one JUnit file per pass.
+# Lint and type checks, then two passes: the unit tests on SQLite, then everything
+# (integration tests included: real Celery workers over Redis) on PostgreSQL, both measured
+# by coverage, whose combined report ends the run. The second pass needs PostgreSQL and
+# Redis on 127.0.0.1 (.ci/run starts them when they are down). JUNIT_DIR=dir writes one
+# JUnit file per pass and coverage.xml there.
 # The database name ends in the process id of the shell, so that pytest-django's test database
 # (test_test_<pid>) is this run's alone: two runs on one machine never drop each other's.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test_$$$$
+PYTEST := $(BIN)/python -m coverage run --data-file=$(VENV)/.coverage -m pytest
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not integration" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-sqlite.xml) $(PYTEST_ARGS)
-	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-postgres.xml) $(PYTEST_ARGS)
+	$(BIN)/python -m coverage erase --data-file=$(VENV)/.coverage
+	$(PYTEST) -m "not integration" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-sqlite.xml) $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST) $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-postgres.xml) $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine --quiet --data-file=$(VENV)/.coverage
+	$(BIN)/python -m coverage report --data-file=$(VENV)/.coverage
+	$(if $(JUNIT_DIR),$(BIN)/python -m coverage xml --quiet --data-file=$(VENV)/.coverage -o $(JUNIT_DIR)/coverage.xml)
+	@$(BIN)/python -c 'import sys, django; print(f"Tested on Python {sys.version.split()[0]} with Django {django.get_version()}")'
 
+# ruff, and mypy with django-stubs. (A model change without its migration fails a test:
+# tests/test_migrations_and_checks.py.)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy django_voucherify_orders
 
 emulator: $(STAMP)
 	$(BIN)/python -m django_voucherify_orders.emulator
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-*/ .pytest_cache .ruff_cache .mypy_cache *.egg-info
