@@ -25,7 +25,8 @@ whole transactions that roll back (a fifth of them creating an order). Every upd
 locks its order row first (``select_for_update``). Whatever a rolled-back transaction
 or savepoint writes is recognisable: the note ``ROLLED-BACK-<n>`` and an item of
 quantity 97, values nothing committed ever uses. ``--clear-discounts`` also sets and
-clears order discounts (a cleared discount leaves ``discount_amount`` out of the payload).
+clears order discounts (a cleared discount is sent as ``discount_amount`` 0, which
+Voucherify takes and then leaves out of the order it returns).
 
 The chaos, at fixed fractions of ``--duration`` while the load runs: SIGKILL of a
 worker's process group (parent and pool child; OrderSync leases held at that moment
@@ -37,7 +38,7 @@ Redis at 60% for 3 s.
 Then the system is let go quiet: ``sync.sweep()`` every 5 s until no OrderSync row is
 pending or leased and the emulator's request count has not changed for 3 s (bounded:
 420 s, ``--ci`` 80 s). A worker process that exits on its own is restarted (as a
-supervisor would) and reported. Also printed: the push_order tasks the workers ran
+supervisor would) and reported. Also printed: the push_orders tasks the workers ran
 (from ``inspect().stats()``, taken from each worker just before it is killed; a worker
 that exits on its own takes its count with it), against the API calls they made.
 
@@ -252,7 +253,7 @@ class Chaos:
         self.restarts: Counter[str] = Counter()
         self.events: list[str] = []
         self.exits: list[str] = []  # workers that exited without being killed
-        self.tasks_run = 0  # push_order tasks run by workers that are gone
+        self.tasks_run = 0  # push_orders tasks run by workers that are gone
         self.load = Load()
         self.stop = threading.Event()
         self.sweeps = {"runs": 0, "enqueued": 0, "errors": 0, "quiet_runs": 0, "quiet_enqueued": 0}
@@ -310,7 +311,7 @@ class Chaos:
         nodes = [f"{name}@{socket.gethostname()}" for name in names]
         stats = self.celery.control.inspect(destination=nodes, timeout=3).stats() or {}
         return sum(
-            (info.get("total") or {}).get("django_voucherify_orders.push_order", 0)
+            (info.get("total") or {}).get("django_voucherify_orders.push_orders", 0)
             for info in stats.values()
         )
 
@@ -693,7 +694,7 @@ class Chaos:
         print(
             f"API calls: {calls} ({_fmt(methods)}) = {calls / max(committed, 1):.2f} per "
             f"committed change, {ok_calls / max(committed, 1):.2f} successful per change, "
-            f"{ok_calls / max(result['local'], 1):.2f} successful per order; push_order tasks "
+            f"{ok_calls / max(result['local'], 1):.2f} successful per order; push_orders tasks "
             f"run {tasks}{'+' if self.exits else ''} = {tasks / max(calls, 1):.1f} per API call"
         )
         wrong = len(result["wrong_orders"])

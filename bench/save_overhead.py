@@ -8,7 +8,7 @@ process and one database, interleaved a, b, c, a, b, c, ...:
 
   a  ``order.status = ...; order.save()`` in its own ``transaction.atomic()``, the app's
      receivers disconnected
-  b  the same save with the app: outbox row + ``push_order`` enqueued after commit
+  b  the same save with the app: outbox row + ``push_orders`` enqueued after commit
   c  the same save without the app but pushing synchronously, as a user would write it:
      a post_save receiver that loads the order the mapper's way and calls
      ``VoucherifyClient.create_order`` (one keep-alive session) against the emulator's

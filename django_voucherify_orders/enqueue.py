@@ -25,12 +25,22 @@ from django.db import transaction
 
 from .conf import VoucherifyOrdersSettings, get_settings
 
-__all__ = ["QUEUED_KEY", "enqueue_push", "live_sync_enabled", "paused_sync", "push_after_commit"]
+__all__ = [
+    "QUEUED_KEY",
+    "enqueue_push",
+    "enqueue_pushes",
+    "live_sync_enabled",
+    "paused_sync",
+    "push_after_commit",
+]
 
 logger = logging.getLogger("django_voucherify_orders.sync")
 
 QUEUED_KEY = "voucherify_orders:queued:{}"
 QUEUED_TTL = 60  # seconds a "push is queued" marker outlives the push's countdown
+# Orders per push task: a backlog is pushed under one lease and one read per batch,
+# while a batch stays short enough (about a second) to keep latency and redelivery small.
+PUSH_BATCH = 50
 
 
 # --- pausing ----------------------------------------------------------------------------
@@ -84,16 +94,15 @@ def _publish_after_commit(keys: set[str]) -> None:
 
 def _publish(keys: list[str]) -> None:
     if _runs_inline():
-        for key in keys:
-            enqueue_push(key)
+        enqueue_pushes(keys)
     else:
         _publisher.submit(keys)
 
 
 def _runs_inline() -> bool:
-    from .tasks import push_order
+    from .tasks import push_orders
 
-    return bool(push_order.app.conf.task_always_eager)
+    return bool(push_orders.app.conf.task_always_eager)
 
 
 # --- enqueueing ---------------------------------------------------------------------------
@@ -102,42 +111,58 @@ def _runs_inline() -> bool:
 def enqueue_push(
     order_pk: str, *, countdown: float | None = None, deduplicate: bool = True
 ) -> bool:
-    """Queue a push unless one is already queued. Never raises: a broker that is down
-    leaves the row pending, and the sweep enqueues it later.
+    """Queue a push of one order unless one is already queued (see ``enqueue_pushes``)."""
+    return enqueue_pushes([order_pk], countdown=countdown, deduplicate=deduplicate) == 1
 
-    ``deduplicate=False`` queues it even when a marker says one is queued: the sweep and
-    ``voucherify_sync`` use it, because the push a marker stands for may have died with
+
+def enqueue_pushes(
+    order_pks: list[str], *, countdown: float | None = None, deduplicate: bool = True
+) -> int:
+    """Queue pushes of the orders that have none queued, ``PUSH_BATCH`` orders a task;
+    return how many were queued. Never raises: a broker that is down leaves the rows
+    pending, and the sweep enqueues them later.
+
+    ``deduplicate=False`` queues them even when a marker says a push is queued: the sweep
+    and ``voucherify_sync`` use it, because the push a marker stands for may have died with
     its worker (a duplicate push is harmless: the lease and the payload hash see to it).
     """
     config = get_settings()
     delay = config.push_delay if countdown is None else countdown
-    marker = QUEUED_KEY.format(order_pk)
+    keys = [key for key in order_pks if _mark_queued(key, delay) or not deduplicate]
+    from .tasks import push_orders
+
+    queued = 0
+    for start in range(0, len(keys), PUSH_BATCH):
+        batch = keys[start : start + PUSH_BATCH]
+        try:
+            _send_task(push_orders, batch, delay, config.celery_queue)
+        except Exception as exc:  # the commit already happened; the sweep will deliver it
+            logger.warning(
+                "could not enqueue push of %d order(s) %s (%s); the sweep will retry",
+                len(batch), ", ".join(batch[:5]), exc,
+            )  # fmt: skip
+            with contextlib.suppress(Exception):  # the markers expire on their own
+                cache.delete_many([QUEUED_KEY.format(key) for key in batch])
+            continue
+        queued += len(batch)
+    return queued
+
+
+def _mark_queued(order_pk: str, delay: float) -> bool:
+    """Set the "push queued" marker; False if it was set already (a push is queued)."""
     try:
-        added = cache.add(marker, 1, timeout=int(delay) + QUEUED_TTL)
-        if not added and deduplicate:
-            return False
+        return bool(cache.add(QUEUED_KEY.format(order_pk), 1, timeout=int(delay) + QUEUED_TTL))
     except Exception:  # a cache outage must not stop the enqueue
         logger.warning(
             "cache unavailable; enqueueing push of order %s without de-duplication", order_pk
         )
-    from .tasks import push_order
-
-    try:
-        _send_task(push_order, order_pk, delay, config.celery_queue)
-    except Exception as exc:  # the commit already happened; the sweep will deliver it
-        logger.warning(
-            "could not enqueue push of order %s (%s); the sweep will retry", order_pk, exc
-        )
-        with contextlib.suppress(Exception):  # the marker expires on its own
-            cache.delete(marker)
-        return False
-    return True
+        return True
 
 
-def _send_task(task: Any, order_pk: str, delay: float, queue: str | None) -> None:
+def _send_task(task: Any, order_pks: list[str], delay: float, queue: str | None) -> None:
     options: dict[str, Any] = {"countdown": delay or None, "queue": queue, "retry": False}
     if task.app.conf.task_always_eager:  # runs here and now; no broker to talk to
-        task.apply_async(args=(order_pk,), **options)
+        task.apply_async(args=(order_pks,), **options)
         return
     with task.app.pool.acquire(block=True, timeout=10) as connection:
         # Fail fast when the broker is down (kombu would otherwise retry for seconds per
@@ -145,7 +170,7 @@ def _send_task(task: Any, order_pk: str, delay: float, queue: str | None) -> Non
         connection.ensure_connection(
             max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1
         )
-        task.apply_async(args=(order_pk,), connection=connection, **options)
+        task.apply_async(args=(order_pks,), connection=connection, **options)
 
 
 class _Publisher:
@@ -178,11 +203,23 @@ class _Publisher:
     def _run(self) -> None:
         from django.db import close_old_connections
 
-        while (key := self._queue.get()) is not None:
+        running = True
+        while running:
+            # Wait for one order, then take whatever else is waiting: under load, the
+            # orders of many commits share a task.
+            keys = [self._queue.get()]
+            while len(keys) < PUSH_BATCH:
+                try:
+                    keys.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in keys:
+                running = False
+            batch = list(dict.fromkeys(key for key in keys if key is not None))
             try:
-                enqueue_push(key)
-            except Exception:  # e.g. settings broken meanwhile: the sweep still has the row
-                logger.exception("could not enqueue push of order %s", key)
+                enqueue_pushes(batch)
+            except Exception:  # e.g. settings broken meanwhile: the sweep still has the rows
+                logger.exception("could not enqueue push of orders %s", ", ".join(batch[:5]))
         close_old_connections()
 
     def flush(self, timeout: float = 5.0) -> None:

@@ -6,6 +6,7 @@ Schedule ``sweep`` and ``prune_attempts`` with Celery beat (see docs/operations.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 
 from celery import shared_task
 from django.core.cache import cache
@@ -17,20 +18,36 @@ from .enqueue import QUEUED_KEY
 # A push re-run after its worker died is harmless (the lease and the payload hash make
 # it idempotent), so acknowledge late: a SIGKILLed worker's push is delivered again.
 @shared_task(
+    name="django_voucherify_orders.push_orders",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def push_orders(order_pks: list[str]) -> dict[str, str]:
+    # From now on, a new change to one of these orders queues a push again.
+    cache.delete_many([QUEUED_KEY.format(key) for key in order_pks])
+    results = sync.push_many(order_pks)
+    later: dict[float, list[str]] = defaultdict(list)
+    for key, result in results.items():
+        if result.retry_in is not None:
+            later[result.retry_in].append(key)
+    for retry_in, keys in later.items():
+        if push_orders.app.conf.task_always_eager:
+            # No broker (demo, development): countdowns are ignored, so wait here, bounded.
+            time.sleep(min(retry_in, 5.0))
+        sync.enqueue_pushes(keys, countdown=retry_in)
+    return {key: result.outcome for key, result in results.items()}
+
+
+@shared_task(
     name="django_voucherify_orders.push_order",
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
 )
 def push_order(order_pk: str) -> str:
-    cache.delete(QUEUED_KEY.format(order_pk))  # from now on, a new change queues again
-    result = sync.push(order_pk)
-    if result.retry_in is not None:
-        if push_order.app.conf.task_always_eager:
-            # No broker (demo, development): countdowns are ignored, so wait here, bounded.
-            time.sleep(min(result.retry_in, 5.0))
-        sync.enqueue_push(order_pk, countdown=result.retry_in)
-    return result.outcome
+    """One order: what releases before batching queued (kept for messages in flight)."""
+    return push_orders([order_pk])[str(order_pk)]
 
 
 @shared_task(name="django_voucherify_orders.sweep", ignore_result=True)

@@ -73,7 +73,7 @@ def test_concurrent_changes_on_two_workers_end_with_the_latest_state(harness, sh
     assert_remote_is_local(emu, orders)
     assert len(emu.orders()) == len(orders)
     assert all(status == 200 for _, _, status in emu.requests)
-    pushes = {w.name: w.output(tail=10_000).count("push_order[") for w in harness.workers}
+    pushes = {w.name: w.output(tail=10_000).count("push_orders[") for w in harness.workers}
     assert all(pushes.values()), f"one worker did all the work: {pushes}"
 
 
@@ -159,7 +159,7 @@ def test_a_push_held_by_a_killed_worker_is_swept(harness, shop):
     (worker,) = harness.start_workers(1)
     order = shop.order(status="paid")
     harness.flush()
-    wait_until(lambda: "push_order[" in worker.output(), 10, worker.output)
+    wait_until(lambda: "push_orders[" in worker.output(), 10, worker.output)
     worker.kill()
     assert harness.emulator.count() == 0
 

@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 from django_voucherify_orders import enqueue_sync, paused_sync
 from django_voucherify_orders.models import OrderSync, SyncAttempt, SyncState
 from django_voucherify_orders.sync import due_for_push, push, sweep
-from django_voucherify_orders.tasks import push_order
+from django_voucherify_orders.tasks import push_orders
 
 from .conftest import remote
 
@@ -45,7 +45,7 @@ def test_a_committed_order_reaches_voucherify(shop, emulator):
 
 def test_broker_down_at_commit_then_the_sweep_delivers(shop, emulator, caplog):
     with mock.patch.object(
-        push_order, "apply_async", side_effect=OperationalError("connection refused")
+        push_orders, "apply_async", side_effect=OperationalError("connection refused")
     ):
         order = shop.order(status="paid")  # the request succeeds all the same
     assert remote(emulator, order) is None
@@ -206,9 +206,9 @@ def test_an_unchanged_resave_costs_no_call(shop, emulator):
 
 def test_a_burst_of_50_saves_costs_at_most_3_calls(shop, emulator):
     """With a broker, pushes wait PUSH_DELAY; saves meanwhile find one already queued."""
-    queue: list[str] = []
+    queue: list[list[str]] = []
     with mock.patch.object(
-        push_order, "apply_async", side_effect=lambda args, **kw: queue.append(args[0])
+        push_orders, "apply_async", side_effect=lambda args, **kw: queue.append(args[0])
     ):
         order = shop.order(status="new")
         for n in range(50):
@@ -217,8 +217,8 @@ def test_a_burst_of_50_saves_costs_at_most_3_calls(shop, emulator):
             order.save()
     assert len(queue) == 1  # one queued push for 51 saves
 
-    for key in queue:  # the worker runs it
-        push_order(key)
+    for keys in queue:  # the worker runs it
+        push_orders(keys)
 
     assert writes(emulator) <= 3
     assert remote(emulator, order)["status"] == "PAID"

@@ -9,8 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from ...enqueue import PUSH_BATCH
 from ...models import OrderSync, SyncState
-from ...sync import due_for_push, enqueue_push, enqueue_sync, push
+from ...sync import due_for_push, enqueue_pushes, enqueue_sync, push_many
 
 
 class Command(BaseCommand):
@@ -61,13 +62,17 @@ class Command(BaseCommand):
             self.stdout.write(f"Would push {len(due)} pending orders.")
             return
         if options["inline"]:
-            outcomes = Counter(push(key).outcome for key in due)
+            outcomes = Counter(
+                result.outcome
+                for start in range(0, len(due), PUSH_BATCH)
+                for result in push_many(due[start : start + PUSH_BATCH]).values()
+            )
             summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
             self.stdout.write(f"Pushed {len(due)} order(s): {summary or 'nothing to do'}.")
             if outcomes.get("failed") or outcomes.get("retry"):
                 raise CommandError("some orders could not be pushed; see the admin for errors")
             return
-        queued = sum(enqueue_push(key, countdown=0, deduplicate=False) for key in due)
+        queued = enqueue_pushes(due, countdown=0, deduplicate=False)
         self.stdout.write(f"Enqueued {queued} of {len(due)} pending orders.")
         left = failed.count()
         if left and not options["failed"]:

@@ -1,0 +1,165 @@
+"""A backlog is pushed in batches: one lease and one read per batch, one call per order."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_voucherify_orders import enqueue, paused_sync
+from django_voucherify_orders.models import OrderSync, SyncAttempt, SyncState
+from django_voucherify_orders.signals import before_push
+from django_voucherify_orders.sync import push_many
+from django_voucherify_orders.tasks import push_orders
+
+from .conftest import remote
+
+SETTINGS = "django.conf.settings.VOUCHERIFY_ORDERS"
+
+
+@pytest.fixture
+def backlog(shop):
+    """Ten committed orders whose pushes have not run (a worker's queue, say)."""
+    with paused_sync():
+        orders = [shop.order(status="paid", items=[("mug", n + 1)]) for n in range(10)]
+    return orders
+
+
+def keys(orders) -> list[str]:
+    return [str(order.pk) for order in orders]
+
+
+def leased() -> int:
+    return OrderSync.objects.exclude(lease_token="").count()
+
+
+def test_a_batch_pushes_every_order_as_it_is_now(backlog, emulator):
+    results = push_many(keys(backlog))
+
+    assert {result.outcome for result in results.values()} == {"pushed"}
+    assert [remote(emulator, order)["items"][0]["quantity"] for order in backlog] == list(
+        range(1, 11)
+    )
+    assert set(OrderSync.objects.values_list("state", flat=True)) == {SyncState.SYNCED}
+    assert SyncAttempt.objects.count() == 10 and leased() == 0
+
+
+def test_a_batch_costs_two_queries_an_order_plus_a_few(backlog, emulator):
+    with CaptureQueriesContext(connection) as ten:
+        push_many(keys(backlog)[:10])
+    emulator.reset()
+    OrderSync.objects.update(payload_hash="", state=SyncState.PENDING, voucherify_id="")
+    with CaptureQueriesContext(connection) as one:
+        push_many(keys(backlog)[:1])
+
+    per_order = (len(ten) - len(one)) / 9
+    assert per_order <= 2, [query["sql"] for query in ten.captured_queries]
+
+
+def test_an_order_another_worker_holds_is_left_to_it(backlog, emulator):
+    busy = str(backlog[3].pk)
+    OrderSync.objects.filter(pk=busy).update(
+        lease_until="2999-01-01T00:00:00Z", lease_token="other-worker"
+    )
+
+    results = push_many([*keys(backlog), "no-such-order"])
+
+    assert results[busy].outcome == "busy" and results["no-such-order"].outcome == "missing"
+    assert remote(emulator, backlog[3]) is None
+    assert sum(result.outcome == "pushed" for result in results.values()) == 9
+    assert OrderSync.objects.get(pk=busy).lease_token == "other-worker"
+
+
+def test_bad_data_fails_its_order_and_the_batch_goes_on(backlog, emulator):
+    backlog[2].status = "lost-in-transit"  # a status the mapper does not know
+    backlog[2].save()  # paused_sync is over: this is pushed, and fails, right away
+    OrderSync.objects.filter(pk=str(backlog[2].pk)).update(state=SyncState.PENDING)
+
+    results = push_many(keys(backlog))
+
+    assert results[str(backlog[2].pk)].outcome == "failed"
+    assert sum(result.outcome == "pushed" for result in results.values()) == 9
+
+
+def test_a_long_rate_limit_wait_stops_the_batch_and_the_rest_wait_as_long(backlog, emulator):
+    waits = iter([0.0, 0.0, 0.0, 12.5])  # the fourth order would wait 12.5 s for a slot
+    with mock.patch(
+        "django_voucherify_orders.sync.SharedRateLimiter.acquire",
+        side_effect=lambda max_wait: next(waits),
+    ):
+        results = push_many(keys(backlog))
+
+    outcomes = [results[key].outcome for key in keys(backlog)]
+    assert outcomes == ["pushed"] * 3 + ["throttled"] * 7
+    assert {results[key].retry_in for key in keys(backlog)[3:]} == {12.5}
+    assert leased() == 0  # the orders not pushed are free for the next try
+
+
+def test_a_batch_stops_before_its_lease_could_run_out(backlog, emulator, settings):
+    # A push may take 2 x (connect + read) = 6 s; a 6 s lease covers the first push only.
+    tight = {"LEASE_SECONDS": 6, "CONNECT_TIMEOUT": 1, "READ_TIMEOUT": 2}
+    with override_settings(VOUCHERIFY_ORDERS={**settings.VOUCHERIFY_ORDERS, **tight}):
+        results = push_many(keys(backlog))
+
+    outcomes = [results[key].outcome for key in keys(backlog)]
+    assert outcomes == ["pushed"] + ["deferred"] * 9
+    assert {results[key].retry_in for key in keys(backlog)[1:]} == {0}
+    assert leased() == 0
+
+
+def test_an_unexpected_error_frees_every_lease_of_the_batch(backlog, emulator):
+    third = backlog[2]
+
+    def explode(sender, order, **kwargs):
+        if order.pk == third.pk:
+            raise RuntimeError("a bug in a before_push receiver")
+
+    before_push.connect(explode)
+    try:
+        with pytest.raises(RuntimeError):
+            push_many(keys(backlog))
+    finally:
+        before_push.disconnect(explode)
+
+    states = [OrderSync.objects.get(pk=key).state for key in keys(backlog)]
+    assert states == [SyncState.SYNCED] * 2 + [SyncState.PENDING] * 8
+    assert leased() == 0  # the sweep (or the redelivered task) pushes the rest
+
+
+def test_the_task_requeues_what_it_could_not_push_in_one_message(backlog, emulator):
+    sent: list[tuple[list[str], float | None]] = []
+
+    def capture(args, countdown=None, **options):
+        sent.append((args[0], countdown))
+
+    waits = iter([0.0, 12.5])
+    with (
+        mock.patch(
+            "django_voucherify_orders.sync.SharedRateLimiter.acquire",
+            side_effect=lambda max_wait: next(waits),
+        ),
+        mock.patch.object(push_orders, "apply_async", side_effect=capture),
+    ):
+        outcomes = push_orders.run(keys(backlog))
+
+    assert list(outcomes.values()).count("pushed") == 1
+    assert sent == [(keys(backlog)[1:], 12.5)]
+
+
+def test_the_publisher_sends_a_backlog_in_batches(shop, settings):
+    sent: list[list[str]] = []
+    with (
+        mock.patch.object(enqueue, "_runs_inline", return_value=False),
+        mock.patch.object(enqueue, "_send_task", side_effect=lambda t, k, *a: sent.append(k)),
+    ):
+        with paused_sync():
+            orders = [shop.order() for _ in range(120)]
+        enqueue._publisher.submit(keys(orders))
+        enqueue.flush_publisher()
+
+    assert sorted(key for batch in sent for key in batch) == sorted(keys(orders))
+    assert max(len(batch) for batch in sent) == enqueue.PUSH_BATCH
+    assert len(sent) < 120  # a batch per wake-up of the thread, not a message per order
