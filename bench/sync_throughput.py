@@ -13,7 +13,8 @@ and 13), the emulator's HTTP door as a subprocess (``--rate-limit 0``: unlimited
    r  the same with CELERY_DB_REUSE_MAX=1000 (Celery's Django fixup otherwise closes
       the database connection before and after every task)
    p  (``--compare-package DIR``) as r, but importing django_voucherify_orders from DIR
-   i  no Celery: ``sync.push()`` in a loop in this process (the push engine alone)
+   i  no Celery: ``sync.push_many()`` in batches of ``PUSH_BATCH`` in this process (the
+      push engine alone)
    c  the ceiling: this process POSTs the same orders' payloads (mapper output, built
       beforehand) in a loop, ``VoucherifyClient.create_order`` over one keep-alive session
    Every rate comes from the emulator's receive timestamps, first call to last call.
@@ -50,7 +51,7 @@ BROKER_DB, CACHE_DB = 12, 13
 QUEUE = "celery"  # VOUCHERIFY_ORDERS["CELERY_QUEUE"] is None in the example shop
 STATUSES = ("new", "paid", "shipped", "cancelled")
 TARGET_SHARE, TARGET_P50_MS, TARGET_P95_MS = 0.35, 30.0, 100.0
-IN_LABEL = "no Celery: sync.push() in a loop, this process"
+IN_LABEL = "no Celery: sync.push_many() in batches, this process"
 
 
 @dataclass(frozen=True)
@@ -296,13 +297,15 @@ class Bench:
         self.report(rates, latency, limited["w2"], windows, burst_rate, per_worker, limit)
 
     def in_process(self, pks: Sequence[int]) -> tuple[float, float]:
-        """The push engine without Celery: ``sync.push`` in a loop in this process."""
+        """The push engine without Celery: ``sync.push_many`` in this process."""
         from django_voucherify_orders import sync
+        from django_voucherify_orders.enqueue import PUSH_BATCH
 
         self.mark(pks, enqueue=False)
+        keys = [str(pk) for pk in pks]
         start = time.time()
-        for pk in pks:
-            sync.push(str(pk))
+        for first in range(0, len(keys), PUSH_BATCH):
+            sync.push_many(keys[first : first + PUSH_BATCH])
         return start, time.time()
 
     def ceiling(self, pks: Sequence[int], suffix: str) -> tuple[float, float]:
