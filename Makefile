@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint emulator clean
+.PHONY: demo test install lint emulator clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; run: make PYTHON=python3.12 ...")'
@@ -25,29 +25,34 @@ demo: $(STAMP)
 	$(BIN)/python example_project/client_demo.py
 
 # Lint and type checks, then two passes: the unit tests on SQLite, then everything
-# (integration tests included: real Celery workers over Redis) on PostgreSQL, both measured
-# by coverage, whose combined report ends the run. The second pass needs PostgreSQL and
-# Redis on 127.0.0.1 (.ci/run starts them when they are down). JUNIT_DIR=dir writes one
-# JUnit file per pass and coverage.xml there.
+# (integration tests included: real Celery workers over Redis) on PostgreSQL. The second
+# pass needs PostgreSQL and Redis on 127.0.0.1 (.ci/run starts them when they are down).
+# JUNIT_DIR=dir writes one JUnit file per pass there. COVERAGE=1 measures both passes and
+# ends with coverage's report (and coverage.xml in JUNIT_DIR); CI does so on one leg.
 # The database name ends in the process id of the shell, so that pytest-django's test database
 # (test_test_<pid>) is this run's alone: two runs on one machine never drop each other's.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test_$$$$
-PYTEST := $(BIN)/python -m coverage run --data-file=$(VENV)/.coverage -m pytest
+COVERAGE ?=
+COVERAGE_DATA := --data-file=$(VENV)/.coverage
+PYTEST := $(BIN)/python -m $(if $(COVERAGE),coverage run $(COVERAGE_DATA) -m) pytest
 test: $(STAMP) lint
-	$(BIN)/python -m coverage erase --data-file=$(VENV)/.coverage
+	$(if $(COVERAGE),$(BIN)/python -m coverage erase $(COVERAGE_DATA))
 	$(PYTEST) -m "not integration" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-sqlite.xml) $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST) $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-postgres.xml) $(PYTEST_ARGS)
-	$(BIN)/python -m coverage combine --quiet --data-file=$(VENV)/.coverage
-	$(BIN)/python -m coverage report --data-file=$(VENV)/.coverage
-	$(if $(JUNIT_DIR),$(BIN)/python -m coverage xml --quiet --data-file=$(VENV)/.coverage -o $(JUNIT_DIR)/coverage.xml)
+	$(if $(COVERAGE),$(BIN)/python -m coverage combine --quiet $(COVERAGE_DATA))
+	$(if $(COVERAGE),$(BIN)/python -m coverage report $(COVERAGE_DATA))
+	$(if $(and $(COVERAGE),$(JUNIT_DIR)),$(BIN)/python -m coverage xml --quiet $(COVERAGE_DATA) -o $(JUNIT_DIR)/coverage.xml)
 	@$(BIN)/python -c 'import sys, django; print(f"Tested on Python {sys.version.split()[0]} with Django {django.get_version()}")'
+
+# Creates the venv and installs the package with its test tools (make test does it too).
+install: $(STAMP)
 
 # ruff, and mypy with django-stubs. (A model change without its migration fails a test:
 # tests/test_migrations_and_checks.py.)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy django_voucherify_orders
+	$(BIN)/mypy --cache-dir $(VENV)/.mypy_cache django_voucherify_orders
 
 emulator: $(STAMP)
 	$(BIN)/python -m django_voucherify_orders.emulator
