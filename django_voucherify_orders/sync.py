@@ -153,7 +153,7 @@ def _mark_batch(mapper: Any, orders: list[models.Model], force: bool) -> int:
 
 @dataclass(frozen=True)
 class PushResult:
-    #: pushed, unchanged, busy, missing, deleted, skipped, throttled, deferred, retry, failed
+    #: pushed, unchanged, busy, missing, deleted, skipped, throttled, retry, failed
     outcome: str
     retry_in: float | None = None
     method: str | None = None
@@ -168,9 +168,10 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
     """Push several orders, each as it is in the database now; safe to call concurrently.
 
     One lease for the lot and one read of their orders, then one call per order: a
-    backlog costs two queries per order instead of nine. The batch stops taking new
-    orders before its lease could run out ("deferred", ``retry_in`` 0) or when the rate
-    limiter asks for a long wait (the rest are "throttled" as long).
+    backlog costs two queries per order instead of nine. Before a push that could outlive
+    the leases, the leases still held are renewed (an order whose lease ran out and was
+    taken meanwhile is left to its new holder). When the rate limiter asks for a long
+    wait, the batch stops and the rest are "throttled" as long.
     """
     config = get_settings()
     keys = list(dict.fromkeys(str(pk) for pk in order_pks))
@@ -194,11 +195,17 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
         }
         # A push may make two calls (a PUT, then a POST when the order is gone remotely).
         worst_push = 2 * (config.connect_timeout + config.read_timeout)
+        renewed_at, mine = leased_at, set(rows)
         stopped: PushResult | None = None
         for position, (key, row) in enumerate(rows.items()):
-            if position and time.monotonic() - leased_at + worst_push > config.lease_seconds:
-                stopped = PushResult("deferred", retry_in=0)
-                break
+            if time.monotonic() - renewed_at + worst_push > config.lease_seconds:
+                # The next push could outlive the batch's leases: renew those still ours.
+                # One that ran out and was taken by another worker is its to push now.
+                mine = _renew_leases(list(rows)[position:], token, config)
+                renewed_at = time.monotonic()
+            if key not in mine:
+                results[key] = PushResult("busy")
+                continue
             results[key] = _push_leased(row, orders.get(key), token, config)
             if results[key].outcome == "throttled":
                 stopped = results[key]
@@ -236,9 +243,13 @@ def _release(keys: list[str], token: str) -> None:
     )
 
 
-def _renew_lease(order_pk: str, token: str, config: VoucherifyOrdersSettings) -> bool:
+def _renew_leases(keys: list[str], token: str, config: VoucherifyOrdersSettings) -> set[str]:
+    """Extend this push's leases among ``keys``; the keys whose lease it still holds."""
     until = timezone.now() + timedelta(seconds=config.lease_seconds)
-    return bool(OrderSync.objects.filter(pk=order_pk, lease_token=token).update(lease_until=until))
+    mine = OrderSync.objects.filter(pk__in=keys, lease_token=token)
+    if mine.update(lease_until=until) == len(keys):
+        return set(keys)
+    return set(mine.values_list("pk", flat=True))
 
 
 def _push_leased(
@@ -275,7 +286,7 @@ def _push_leased(
     wait = limiter.acquire(max_wait=MAX_THROTTLE_WAIT)
     if wait > 0:
         return PushResult("throttled", retry_in=wait)
-    if time.monotonic() - waited_from > 1.0 and not _renew_lease(row.pk, token, config):
+    if time.monotonic() - waited_from > 1.0 and not _renew_leases([row.pk], token, config):
         # We slept for a slot; a shorter LEASE_SECONDS let another worker take the order.
         return PushResult("busy")
 

@@ -98,16 +98,44 @@ def test_a_long_rate_limit_wait_stops_the_batch_and_the_rest_wait_as_long(backlo
     assert leased() == 0  # the orders not pushed are free for the next try
 
 
-def test_a_batch_stops_before_its_lease_could_run_out(backlog, emulator, settings):
-    # A push may take 2 x (connect + read) = 6 s; a 6 s lease covers the first push only.
-    tight = {"LEASE_SECONDS": 6, "CONNECT_TIMEOUT": 1, "READ_TIMEOUT": 2}
-    with override_settings(VOUCHERIFY_ORDERS={**settings.VOUCHERIFY_ORDERS, **tight}):
+# A push may take 2 x (connect + read) = 6 s: with a 6 s lease, every push could outlive
+# the batch's leases, so they are renewed before each one.
+TIGHT = {"LEASE_SECONDS": 6, "CONNECT_TIMEOUT": 1, "READ_TIMEOUT": 2}
+
+
+def test_a_long_batch_renews_its_leases(backlog, emulator, settings):
+    with (
+        override_settings(VOUCHERIFY_ORDERS={**settings.VOUCHERIFY_ORDERS, **TIGHT}),
+        CaptureQueriesContext(connection) as queries,
+    ):
         results = push_many(keys(backlog))
 
-    outcomes = [results[key].outcome for key in keys(backlog)]
-    assert outcomes == ["pushed"] + ["deferred"] * 9
-    assert {results[key].retry_in for key in keys(backlog)[1:]} == {0}
+    assert {results[key].outcome for key in keys(backlog)} == {"pushed"}
+    renewals = [q for q in queries.captured_queries if '"lease_until" = ' in q["sql"]]
+    assert len(renewals) >= 10  # the first lease, then a renewal before each push
     assert leased() == 0
+
+
+def test_an_order_whose_lease_ran_out_and_was_taken_is_left_to_its_taker(
+    backlog, emulator, settings
+):
+    fifth = str(backlog[4].pk)
+
+    def another_worker_takes_the_fifth(sender, order, **kwargs):
+        if order.pk == backlog[0].pk:  # while the batch pushes the first order
+            OrderSync.objects.filter(pk=fifth).update(lease_token="other-worker")
+
+    before_push.connect(another_worker_takes_the_fifth)
+    try:
+        with override_settings(VOUCHERIFY_ORDERS={**settings.VOUCHERIFY_ORDERS, **TIGHT}):
+            results = push_many(keys(backlog))
+    finally:
+        before_push.disconnect(another_worker_takes_the_fifth)
+
+    assert results[fifth].outcome == "busy"
+    assert remote(emulator, backlog[4]) is None  # never pushed by two workers at once
+    assert sum(result.outcome == "pushed" for result in results.values()) == 9
+    assert OrderSync.objects.get(pk=fifth).lease_token == "other-worker"
 
 
 def test_an_unexpected_error_frees_every_lease_of_the_batch(backlog, emulator):
