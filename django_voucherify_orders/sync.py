@@ -153,7 +153,8 @@ def _mark_batch(mapper: Any, orders: list[models.Model], force: bool) -> int:
 
 @dataclass(frozen=True)
 class PushResult:
-    #: pushed, unchanged, busy, missing, deleted, skipped, throttled, retry, failed
+    #: pushed, unchanged, busy, settled (not pending), missing, deleted, skipped, throttled,
+    #: retry, failed
     outcome: str
     retry_in: float | None = None
     method: str | None = None
@@ -180,11 +181,14 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
     rows = _take_leases(keys, token, config)
     results: dict[str, PushResult] = {}
     if len(rows) < len(keys):
-        known = set(OrderSync.objects.filter(pk__in=keys).values_list("pk", flat=True))
+        states = dict(OrderSync.objects.filter(pk__in=keys).values_list("pk", "state"))
         for key in keys:
             if key not in rows:
-                # The lease holder re-enqueues when the order changed during its push.
-                results[key] = PushResult("busy" if key in known else "missing")
+                state = states.get(key)
+                # The lease holder re-enqueues when the order changed during its push; an
+                # order that is not pending was pushed since this push was queued.
+                outcome = "busy" if state == SyncState.PENDING else "settled"
+                results[key] = PushResult("missing" if state is None else outcome)
     try:
         mapper = get_mapper()
         orders = {
@@ -223,10 +227,12 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
 def _take_leases(
     keys: list[str], token: str, config: VoucherifyOrdersSettings
 ) -> dict[str, OrderSync]:
-    """Lease the free ones among ``keys``: their rows, read after the lease was taken."""
+    """Lease the pending ones among ``keys`` that nobody holds: their rows, read after the
+    lease was taken. (A sweep that re-enqueued a row whose push was still queued makes
+    duplicates: they find the row settled and cost no more than this.)"""
     now = timezone.now()
     taken = (
-        OrderSync.objects.filter(pk__in=keys)
+        OrderSync.objects.filter(pk__in=keys, state=SyncState.PENDING)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(lease_until=now + timedelta(seconds=config.lease_seconds), lease_token=token)
     )

@@ -191,3 +191,16 @@ def test_the_publisher_sends_a_backlog_in_batches(shop, settings):
     assert sorted(key for batch in sent for key in batch) == sorted(keys(orders))
     assert max(len(batch) for batch in sent) == enqueue.PUSH_BATCH
     assert len(sent) < 120  # a batch per wake-up of the thread, not a message per order
+
+
+def test_a_duplicate_push_of_a_settled_order_costs_two_queries_and_no_call(backlog, emulator):
+    """The sweep may queue a push again while the first is still waiting in the queue."""
+    push_many(keys(backlog))
+    calls = emulator.count()
+
+    with CaptureQueriesContext(connection) as queries:
+        results = push_many(keys(backlog))
+
+    assert {result.outcome for result in results.values()} == {"settled"}
+    assert emulator.count() == calls
+    assert len(queries) == 2  # the lease that takes nothing, and the rows' states
