@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -168,11 +168,12 @@ def push(order_pk: str) -> PushResult:
 def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
     """Push several orders, each as it is in the database now; safe to call concurrently.
 
-    One lease for the lot and one read of their orders, then one call per order: a
-    backlog costs two queries per order instead of nine. Before a push that could outlive
-    the leases, the leases still held are renewed (an order whose lease ran out and was
-    taken meanwhile is left to its new holder). When the rate limiter asks for a long
-    wait, the batch stops and the rest are "throttled" as long.
+    One lease for the lot, one read of their orders and one INSERT of the HTTP attempts,
+    then one call and one UPDATE per order: a backlog costs one query an order instead of
+    nine. Before a push that could outlive the leases, the leases still held are renewed
+    (an order whose lease ran out and was taken meanwhile is left to its new holder). When
+    the rate limiter asks for a long wait, the batch stops and the rest are "throttled"
+    as long.
     """
     config = get_settings()
     keys = list(dict.fromkeys(str(pk) for pk in order_pks))
@@ -201,6 +202,9 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
         worst_push = 2 * (config.connect_timeout + config.read_timeout)
         renewed_at, mine = leased_at, set(rows)
         stopped: PushResult | None = None
+        # The batch's HTTP attempts, written in one INSERT at its end (a worker killed
+        # mid-batch loses these log rows; the OrderSync rows keep every outcome).
+        attempts: list[SyncAttempt] = []
         for position, (key, row) in enumerate(rows.items()):
             if time.monotonic() - renewed_at + worst_push > config.lease_seconds:
                 # The next push could outlive the batch's leases: renew those still ours.
@@ -210,13 +214,15 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
             if key not in mine:
                 results[key] = PushResult("busy")
                 continue
-            results[key] = _push_leased(row, orders.get(key), token, config)
+            results[key] = _push_leased(row, orders.get(key), token, config, attempts)
             if results[key].outcome == "throttled":
                 stopped = results[key]
                 break
     except BaseException:
         _release(keys, token)
         raise
+    finally:
+        _save_attempts(attempts)
     if stopped is not None:  # the orders not pushed wait as long as the one that stopped us
         _release(keys, token)
         for key in keys:
@@ -259,7 +265,11 @@ def _renew_leases(keys: list[str], token: str, config: VoucherifyOrdersSettings)
 
 
 def _push_leased(
-    row: OrderSync, order: Any, token: str, config: VoucherifyOrdersSettings
+    row: OrderSync,
+    order: Any,
+    token: str,
+    config: VoucherifyOrdersSettings,
+    attempts: list[SyncAttempt],
 ) -> PushResult:
     """Push ``order`` (None: deleted), read after ``row``'s lease was taken."""
     version = row.version
@@ -298,7 +308,7 @@ def _push_leased(
 
     client = get_client(retries=False)
     try:
-        with _attempt_log(client, row, limiter):
+        with _attempt_log(client, row, limiter, attempts):
             remote, method = _send(client, row, source_id, payload)
     except VoucherifyError as exc:
         return _handle_failure(row, token, order, exc, config)
@@ -451,21 +461,27 @@ def _settle(row: OrderSync, version: int, token: str, state: str, **fields: Any)
 
 @contextmanager
 def _attempt_log(
-    client: VoucherifyClient, row: OrderSync, limiter: SharedRateLimiter
+    client: VoucherifyClient,
+    row: OrderSync,
+    limiter: SharedRateLimiter,
+    attempts: list[SyncAttempt],
 ) -> Iterator[None]:
-    """Write a SyncAttempt for every HTTP attempt, and share Voucherify's quota signal."""
+    """Add a SyncAttempt to ``attempts`` for every HTTP attempt, and share Voucherify's
+    quota signal."""
 
     def record(call: ApiCall) -> None:
-        SyncAttempt.objects.create(
-            sync_id=row.pk,
-            started_at=timezone.now() - timedelta(seconds=call.duration),
-            duration_ms=int(call.duration * 1000),
-            method=call.method,
-            path=call.path[:512],
-            status_code=call.status_code,
-            request_id=call.request_id or "",
-            response_body=call.response_excerpt,
-            error=call.error or "",
+        attempts.append(
+            SyncAttempt(
+                sync_id=row.pk,
+                started_at=timezone.now() - timedelta(seconds=call.duration),
+                duration_ms=int(call.duration * 1000),
+                method=call.method,
+                path=call.path[:512],
+                status_code=call.status_code,
+                request_id=call.request_id or "",
+                response_body=call.response_excerpt,
+                error=call.error or "",
+            )
         )
         info = call.rate_limit
         remember_rate_limit(info)
@@ -479,6 +495,16 @@ def _attempt_log(
         yield
     finally:
         client.observers.remove(record)
+
+
+def _save_attempts(attempts: list[SyncAttempt]) -> None:
+    if not attempts:
+        return
+    try:
+        with transaction.atomic():  # a savepoint: a failure here spoils no caller's transaction
+            SyncAttempt.objects.bulk_create(attempts)
+    except DatabaseError as exc:  # e.g. an OrderSync row deleted meanwhile in the admin
+        logger.warning("could not record %d push attempts: %s", len(attempts), exc)
 
 
 def remember_rate_limit(info: RateLimitInfo) -> None:
