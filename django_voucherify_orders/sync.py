@@ -190,6 +190,9 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
                 # order that is not pending was pushed since this push was queued.
                 outcome = "busy" if state == SyncState.PENDING else "settled"
                 results[key] = PushResult("missing" if state is None else outcome)
+    # The batch's HTTP attempts, written in one INSERT at its end (a worker killed
+    # mid-batch loses these log rows; the OrderSync rows keep every outcome).
+    attempts: list[SyncAttempt] = []
     try:
         mapper = get_mapper()
         orders = {
@@ -202,9 +205,6 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
         worst_push = 2 * (config.connect_timeout + config.read_timeout)
         renewed_at, mine = leased_at, set(rows)
         stopped: PushResult | None = None
-        # The batch's HTTP attempts, written in one INSERT at its end (a worker killed
-        # mid-batch loses these log rows; the OrderSync rows keep every outcome).
-        attempts: list[SyncAttempt] = []
         for position, (key, row) in enumerate(rows.items()):
             if time.monotonic() - renewed_at + worst_push > config.lease_seconds:
                 # The next push could outlive the batch's leases: renew those still ours.
@@ -222,7 +222,9 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
         _release(keys, token)
         raise
     finally:
-        _save_attempts(attempts)
+        if attempts:  # one INSERT and one cache write a batch, not one of each a call
+            _save_attempts(attempts)
+            remember_rate_limit(get_client(retries=False).last_rate_limit)
     if stopped is not None:  # the orders not pushed wait as long as the one that stopped us
         _release(keys, token)
         for key in keys:
@@ -467,7 +469,7 @@ def _attempt_log(
     attempts: list[SyncAttempt],
 ) -> Iterator[None]:
     """Add a SyncAttempt to ``attempts`` for every HTTP attempt, and share Voucherify's
-    quota signal."""
+    quota signal with the other workers at once."""
 
     def record(call: ApiCall) -> None:
         attempts.append(
@@ -484,7 +486,6 @@ def _attempt_log(
             )
         )
         info = call.rate_limit
-        remember_rate_limit(info)
         if info.exhausted and info.retry_at:
             limiter.pause_until(info.retry_at)
         elif call.status_code == 429 and (wait := info.seconds_until_retry()):
@@ -498,8 +499,6 @@ def _attempt_log(
 
 
 def _save_attempts(attempts: list[SyncAttempt]) -> None:
-    if not attempts:
-        return
     try:
         with transaction.atomic():  # a savepoint: a failure here spoils no caller's transaction
             SyncAttempt.objects.bulk_create(attempts)
