@@ -31,23 +31,12 @@ def push_orders(order_pks: list[str]) -> dict[str, str]:
     for key, result in results.items():
         if result.retry_in is not None:
             later[result.retry_in].append(key)
+    if later and push_orders.app.conf.task_always_eager:
+        # No broker (demo, development): countdowns are ignored, so wait here, bounded.
+        time.sleep(min(max(later), 5.0))
     for retry_in, keys in later.items():
-        if push_orders.app.conf.task_always_eager:
-            # No broker (demo, development): countdowns are ignored, so wait here, bounded.
-            time.sleep(min(retry_in, 5.0))
         sync.enqueue_pushes(keys, countdown=retry_in)
     return {key: result.outcome for key, result in results.items()}
-
-
-@shared_task(
-    name="django_voucherify_orders.push_order",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-)
-def push_order(order_pk: str) -> str:
-    """One order: what releases before batching queued (kept for messages in flight)."""
-    return push_orders([order_pk])[str(order_pk)]
 
 
 @shared_task(name="django_voucherify_orders.sweep", ignore_result=True)
