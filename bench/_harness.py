@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -43,6 +43,15 @@ def raise_on_sigterm() -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_main(main: Callable[[], int | None]) -> None:
+    """Exit with ``main()``'s status; 130 after Ctrl-C or SIGTERM (its cleanup has run)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; processes stopped and scratch data removed", file=sys.stderr)
+        sys.exit(130)
 
 
 class Processes:

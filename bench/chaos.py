@@ -61,7 +61,6 @@ import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
 from collections import Counter
@@ -807,8 +806,4 @@ def _sleep_until(deadline: float, sleep: Callable[[float], None] = time.sleep) -
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; processes stopped and scratch data removed", file=sys.stderr)
-        sys.exit(130)
+    h.run_main(main)

@@ -296,8 +296,4 @@ def _shape(sql: str) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; processes stopped and scratch data removed", file=sys.stderr)
-        sys.exit(130)
+    h.run_main(main)

@@ -37,7 +37,6 @@ import argparse
 import os
 import random
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -493,8 +492,4 @@ def _parse_rate(text: str) -> tuple[int, float]:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; processes stopped and scratch data removed", file=sys.stderr)
-        sys.exit(130)
+    h.run_main(main)
