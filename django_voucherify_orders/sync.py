@@ -178,7 +178,7 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
     config = get_settings()
     keys = list(dict.fromkeys(str(pk) for pk in order_pks))
     token = uuid.uuid4().hex
-    leased_at = time.monotonic()
+    renewed_at = time.monotonic()  # when the batch's leases were last taken or renewed
     rows = _take_leases(keys, token, config)
     results: dict[str, PushResult] = {}
     if len(rows) < len(keys):
@@ -203,7 +203,7 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
         }
         # A push may make two calls (a PUT, then a POST when the order is gone remotely).
         worst_push = 2 * (config.connect_timeout + config.read_timeout)
-        renewed_at, mine = leased_at, set(rows)
+        mine = set(rows)
         stopped: PushResult | None = None
         for position, (key, row) in enumerate(rows.items()):
             if time.monotonic() - renewed_at + worst_push > config.lease_seconds:
