@@ -385,7 +385,7 @@ class Chaos:
                 thread.join(0.5)
                 self.supervise(start)
         load_time = time.monotonic() - start
-        from django_voucherify_orders.enqueue import flush_publisher
+        from django_voucherify_orders.sync.publisher import flush_publisher
 
         flush_publisher(timeout=30)
         self.stop.set()

@@ -175,9 +175,10 @@ def child(args: argparse.Namespace) -> int:
     from django.test.utils import CaptureQueriesContext
     from shop.models import Order
 
-    from django_voucherify_orders import enqueue, receivers
     from django_voucherify_orders.client import VoucherifyClient
     from django_voucherify_orders.mapping import get_mapper
+    from django_voucherify_orders.sync import publisher as enqueue
+    from django_voucherify_orders.sync import receivers
 
     assert not settings.CELERY_TASK_ALWAYS_EAGER, "the enqueue must go to the broker"
     pool_size = 4 * args.block

@@ -298,7 +298,7 @@ class Bench:
     def in_process(self, pks: Sequence[int]) -> tuple[float, float]:
         """The push engine without Celery: ``sync.push_many`` in this process."""
         from django_voucherify_orders import sync
-        from django_voucherify_orders.enqueue import PUSH_BATCH
+        from django_voucherify_orders.sync.publisher import PUSH_BATCH
 
         self.mark(pks, enqueue=False)
         keys = [str(pk) for pk in pks]

@@ -14,8 +14,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "enqueue_sync", "paused_sync"]
 
 if TYPE_CHECKING:
-    from .enqueue import paused_sync
-    from .sync import enqueue_sync
+    from .sync import enqueue_sync, paused_sync
 
 
 def __getattr__(name: str) -> Any:

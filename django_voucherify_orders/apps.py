@@ -10,7 +10,8 @@ class VoucherifyOrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers
+        from . import checks
+        from .sync import receivers
 
         checks.register()
         receivers.connect()

@@ -1,4 +1,4 @@
-"""Thin Celery tasks over sync.py. Arguments are primary keys only.
+"""Thin Celery tasks over sync/ and the bulk jobs. Arguments are primary keys only.
 
 Schedule ``sweep`` and ``prune_attempts`` with Celery beat (see docs/operations.md).
 """
@@ -12,7 +12,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from . import sync
-from .enqueue import QUEUED_KEY
+from .sync.publisher import QUEUED_KEY
 
 
 # A push re-run after its worker died is harmless (the lease and the payload hash make

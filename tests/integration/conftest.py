@@ -282,7 +282,7 @@ class Harness:
     def flush(self) -> None:
         """Wait until this process's publisher thread has handed every committed change
         to the broker (it does so after commit, off the request path)."""
-        from django_voucherify_orders.enqueue import flush_publisher
+        from django_voucherify_orders.sync.publisher import flush_publisher
 
         flush_publisher(timeout=30)
 

@@ -9,9 +9,10 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from django_voucherify_orders import enqueue, paused_sync
+from django_voucherify_orders import paused_sync
 from django_voucherify_orders.models import OrderSync, SyncAttempt, SyncState
 from django_voucherify_orders.signals import before_push
+from django_voucherify_orders.sync import publisher as enqueue
 from django_voucherify_orders.sync import push_many
 from django_voucherify_orders.tasks import push_orders
 
@@ -87,7 +88,7 @@ def test_bad_data_fails_its_order_and_the_batch_goes_on(backlog, emulator):
 def test_a_long_rate_limit_wait_stops_the_batch_and_the_rest_wait_as_long(backlog, emulator):
     waits = iter([0.0, 0.0, 0.0, 12.5])  # the fourth order would wait 12.5 s for a slot
     with mock.patch(
-        "django_voucherify_orders.sync.SharedRateLimiter.acquire",
+        "django_voucherify_orders.sync.engine.SharedRateLimiter.acquire",
         side_effect=lambda max_wait: next(waits),
     ):
         results = push_many(keys(backlog))
@@ -167,7 +168,7 @@ def test_the_task_requeues_what_it_could_not_push_in_one_message(backlog, emulat
     waits = iter([0.0, 12.5])
     with (
         mock.patch(
-            "django_voucherify_orders.sync.SharedRateLimiter.acquire",
+            "django_voucherify_orders.sync.engine.SharedRateLimiter.acquire",
             side_effect=lambda max_wait: next(waits),
         ),
         mock.patch.object(push_orders, "apply_async", side_effect=capture),

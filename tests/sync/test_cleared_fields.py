@@ -15,7 +15,7 @@ import pytest
 
 from django_voucherify_orders.client import VoucherifyClient
 from django_voucherify_orders.models import OrderSync, SyncState
-from django_voucherify_orders.sync import _send
+from django_voucherify_orders.sync.engine import _send
 
 from .conftest import remote
 

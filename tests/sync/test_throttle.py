@@ -7,7 +7,7 @@ import random
 from django.core.cache import cache
 
 from django_voucherify_orders.conf import RateLimit
-from django_voucherify_orders.throttle import SharedRateLimiter
+from django_voucherify_orders.sync.limiter import SharedRateLimiter
 
 
 class Clock:

@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from ...enqueue import PUSH_BATCH
 from ...models import OrderSync, SyncState
 from ...sync import due_for_push, enqueue_pushes, enqueue_sync, push_many
+from ...sync.publisher import PUSH_BATCH
 
 
 class Command(BaseCommand):

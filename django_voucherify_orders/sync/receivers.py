@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
-from .conf import VoucherifyOrdersSettings, get_settings
+from ..conf import VoucherifyOrdersSettings, get_settings
 
 _routes_cache: tuple[VoucherifyOrdersSettings, dict[str, str | None]] | None = None
 
@@ -49,8 +49,8 @@ def on_save(sender: type, instance: Any, created: bool = False, raw: bool = Fals
     known, order_attname = _route(sender)
     if not known:
         return
-    from .mapping import get_mapper
-    from .sync import mark_changed
+    from ..mapping import get_mapper
+    from .marks import mark_changed
 
     if order_attname is None:
         mark_changed(instance.pk, get_mapper().source_id(instance), created=created, using=using)
@@ -62,7 +62,7 @@ def on_delete(sender: type, instance: Any, using: str | None = None, **kwargs: A
     known, order_attname = _route(sender)
     if not known:
         return
-    from .sync import mark_changed, mark_deleted
+    from .marks import mark_changed, mark_deleted
 
     if order_attname is None:
         mark_deleted(instance.pk, using=using)

@@ -23,7 +23,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
-from .conf import VoucherifyOrdersSettings, get_settings
+from ..conf import VoucherifyOrdersSettings, get_settings
 
 __all__ = [
     "QUEUED_KEY",
@@ -100,7 +100,7 @@ def _publish(keys: list[str]) -> None:
 
 
 def _runs_inline() -> bool:
-    from .tasks import push_orders
+    from ..tasks import push_orders
 
     return bool(push_orders.app.conf.task_always_eager)
 
@@ -129,7 +129,7 @@ def enqueue_pushes(
     config = get_settings()
     delay = config.push_delay if countdown is None else countdown
     keys = [key for key in order_pks if _mark_queued(key, delay) or not deduplicate]
-    from .tasks import push_orders
+    from ..tasks import push_orders
 
     queued = 0
     for start in range(0, len(keys), PUSH_BATCH):

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.cache import cache as default_cache
 
-from .conf import RateLimit
+from ..conf import RateLimit
 
 __all__ = ["SharedRateLimiter"]
 

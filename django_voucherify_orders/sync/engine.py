@@ -1,154 +1,51 @@
 """The push engine: from a dirty OrderSync row to Voucherify, exactly once per change.
 
-Invariants (DESIGN.md) and where they live here:
-
-- No lost change: rows are marked in the caller's transaction (``mark_changed``), the
-  push is enqueued after commit, and ``sweep`` re-enqueues what was never delivered.
 - No stale overwrite: one push per order at a time (a lease on its row), and the
   payload is built from the database *after* the lease is taken.
-- No wasted call: enqueues are de-duplicated per transaction and while a push is
-  queued, and a payload whose hash equals the last pushed one is not sent.
+- No wasted call: a payload whose hash equals the last pushed one is not sent.
 - Bounded failures: transient errors back off (full jitter, server waits honoured)
   up to ``MAX_ATTEMPTS``; 4xx answers and bad local data fail the row at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, models, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from .client import (
-    ApiCall,
+from ..client import (
     NotFound,
     RateLimited,
-    RateLimitInfo,
     VoucherifyAPIError,
     VoucherifyClient,
     VoucherifyClientError,
     VoucherifyError,
 )
-from .client.errors import MAX_BODY_CHARS
-from .client.retry import full_jitter_backoff
-from .client.schemas import Order
-from .conf import VoucherifyOrdersSettings, get_client, get_settings
-from .enqueue import enqueue_push, enqueue_pushes, paused_sync, push_after_commit
-from .mapping import MappingError, get_mapper
-from .models import OrderSync, SyncAttempt, SyncState
-from .signals import CancelPush, after_push, before_push, push_failed
-from .throttle import SharedRateLimiter
+from ..client.errors import MAX_BODY_CHARS
+from ..client.retry import full_jitter_backoff
+from ..client.schemas import Order
+from ..conf import VoucherifyOrdersSettings, get_client, get_settings
+from ..mapping import MappingError, get_mapper
+from ..models import OrderSync, SyncAttempt, SyncState
+from ..signals import CancelPush, after_push, before_push, push_failed
+from .attempts import attempt_log, remember_rate_limit, save_attempts
+from .limiter import SharedRateLimiter
+from .publisher import enqueue_push
 
-__all__ = [
-    "PushResult",
-    "enqueue_push",
-    "enqueue_pushes",
-    "enqueue_sync",
-    "mark_changed",
-    "paused_sync",
-    "push",
-    "push_many",
-]
+__all__ = ["PushResult", "payload_hash", "push", "push_many"]
 
 logger = logging.getLogger("django_voucherify_orders.sync")
 
-# The rate-limit headers of the last answer seen (shown on the admin's health page).
-LAST_RATE_LIMIT_KEY = "voucherify_orders:last_rate_limit"
-LAST_RATE_LIMIT_TTL = 24 * 3600
 MAX_THROTTLE_WAIT = 5.0  # longer waits for a rate-limit slot reschedule the task instead
-
-
-# --- marking changes (request path: no HTTP, at most two queries) ------------------------
-
-
-def mark_changed(
-    order_pk: Any, source_id: str | None = None, *, created: bool = False, using: str | None = None
-) -> None:
-    """Record in the current transaction that an order changed, and push it after commit."""
-    using = using or DEFAULT_DB_ALIAS
-    key = str(order_pk)
-    now = timezone.now()
-    if created or not _bump(OrderSync.objects.using(using).filter(pk=key), now):
-        # A new order, or one that changed before the app was installed. A concurrent
-        # insert of the same row wins harmlessly: the push reads the order as it is then.
-        _insert_pending({key: source_id}, now, using)
-    push_after_commit(key, using)
-
-
-def _bump(rows: models.QuerySet[OrderSync], now: Any, **fields: Any) -> int:
-    """Mark existing rows changed: a new version, pending, due now, attempts reset."""
-    return rows.update(
-        version=F("version") + 1, state=SyncState.PENDING, attempts=0,
-        next_attempt_at=now, updated_at=now, **fields,
-    )  # fmt: skip
-
-
-def _insert_pending(source_ids: dict[str, str | None], now: Any, using: str) -> None:
-    OrderSync.objects.using(using).bulk_create(
-        [
-            OrderSync(order_pk=key, source_id=source_id, next_attempt_at=now)
-            for key, source_id in source_ids.items()
-        ],
-        ignore_conflicts=True,
-    )
-
-
-def mark_deleted(order_pk: Any, *, using: str | None = None) -> None:
-    OrderSync.objects.using(using or DEFAULT_DB_ALIAS).filter(pk=str(order_pk)).update(
-        state=SyncState.DELETED, updated_at=timezone.now()
-    )
-
-
-def enqueue_sync(
-    orders: Iterable[models.Model] | models.QuerySet[Any], *, force: bool = False
-) -> int:
-    """Mark orders changed and push them after commit, for code paths that send no
-    signals (``bulk_create``, ``bulk_update``, ``QuerySet.update``). Returns the count.
-
-    ``force`` sends each order even if its payload equals the last one pushed (for
-    orders that changed on Voucherify's side, found by ``voucherify_reconcile``)."""
-    mapper = get_mapper()
-    if isinstance(orders, models.QuerySet):
-        orders = orders.iterator(chunk_size=2000)
-    count = 0
-    batch: list[models.Model] = []
-    for order in orders:
-        batch.append(order)
-        if len(batch) == 2000:
-            count += _mark_batch(mapper, batch, force)
-            batch = []
-    if batch:
-        count += _mark_batch(mapper, batch, force)
-    return count
-
-
-def _mark_batch(mapper: Any, orders: list[models.Model], force: bool) -> int:
-    now = timezone.now()
-    keys = {str(order.pk): mapper.source_id(order) for order in orders}
-    with transaction.atomic():
-        existing = set(OrderSync.objects.filter(pk__in=list(keys)).values_list("pk", flat=True))
-        forget_hash = {"payload_hash": ""} if force else {}
-        _bump(OrderSync.objects.filter(pk__in=existing), now, **forget_hash)
-        new = {key: source_id for key, source_id in keys.items() if key not in existing}
-        _insert_pending(new, now, DEFAULT_DB_ALIAS)
-        for key in keys:
-            push_after_commit(key, DEFAULT_DB_ALIAS)
-    return len(keys)
-
-
-# --- pushing (Celery worker) ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -223,7 +120,7 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
         raise
     finally:
         if attempts:  # one INSERT and one cache write a batch, not one of each a call
-            _save_attempts(attempts)
+            save_attempts(attempts)
             remember_rate_limit(get_client(retries=False).last_rate_limit)
     if stopped is not None:  # the orders not pushed wait as long as the one that stopped us
         _release(keys, token)
@@ -310,7 +207,7 @@ def _push_leased(
 
     client = get_client(retries=False)
     try:
-        with _attempt_log(client, row, limiter, attempts):
+        with attempt_log(client, row, limiter, attempts):
             remote, method = _send(client, row, source_id, payload)
     except VoucherifyError as exc:
         return _handle_failure(row, token, order, exc, config)
@@ -456,116 +353,3 @@ def _settle(row: OrderSync, version: int, token: str, state: str, **fields: Any)
         return
     mine.update(state=SyncState.PENDING, **done)
     enqueue_push(row.pk, countdown=0)
-
-
-# --- HTTP plumbing --------------------------------------------------------------------------
-
-
-@contextmanager
-def _attempt_log(
-    client: VoucherifyClient,
-    row: OrderSync,
-    limiter: SharedRateLimiter,
-    attempts: list[SyncAttempt],
-) -> Iterator[None]:
-    """Add a SyncAttempt to ``attempts`` for every HTTP attempt, and share Voucherify's
-    quota signal with the other workers at once."""
-
-    def record(call: ApiCall) -> None:
-        attempts.append(
-            SyncAttempt(
-                sync_id=row.pk,
-                started_at=timezone.now() - timedelta(seconds=call.duration),
-                duration_ms=int(call.duration * 1000),
-                method=call.method,
-                path=call.path[:512],
-                status_code=call.status_code,
-                request_id=call.request_id or "",
-                response_body=call.response_excerpt,
-                error=call.error or "",
-            )
-        )
-        info = call.rate_limit
-        if info.exhausted and info.retry_at:
-            limiter.pause_until(info.retry_at)
-        elif call.status_code == 429 and (wait := info.seconds_until_retry()):
-            limiter.pause_until(time.time() + wait)
-
-    client.observers.append(record)
-    try:
-        yield
-    finally:
-        client.observers.remove(record)
-
-
-def _save_attempts(attempts: list[SyncAttempt]) -> None:
-    try:
-        with transaction.atomic():  # a savepoint: a failure here spoils no caller's transaction
-            SyncAttempt.objects.bulk_create(attempts)
-    except DatabaseError as exc:  # e.g. an OrderSync row deleted meanwhile in the admin
-        logger.warning("could not record %d push attempts: %s", len(attempts), exc)
-
-
-def remember_rate_limit(info: RateLimitInfo) -> None:
-    """Keep the rate-limit headers of the last answer in the cache (admin health page)."""
-    if info.limit is None and info.remaining is None:
-        return
-    with contextlib.suppress(Exception):  # a cache outage must not fail a push
-        cache.set(
-            LAST_RATE_LIMIT_KEY,
-            {
-                "limit": info.limit,
-                "remaining": info.remaining,
-                "retry_at": info.retry_at,
-                "limit_type": info.limit_type,
-                "seen_at": info.received_at or time.time(),
-            },
-            timeout=LAST_RATE_LIMIT_TTL,
-        )
-
-
-# --- catching up ----------------------------------------------------------------------------
-
-
-def due_for_push(now: Any = None, *, grace: float | None = None) -> models.QuerySet[OrderSync]:
-    """Pending rows nobody is pushing whose retry time has come and that have been left
-    alone for ``grace`` seconds (so rows whose push is queued right now are not)."""
-    now = now or timezone.now()
-    config = get_settings()
-    grace = config.sweep_after if grace is None else grace
-    return (
-        OrderSync.objects.filter(state=SyncState.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(updated_at__lte=now - timedelta(seconds=grace))
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .order_by("next_attempt_at")
-    )
-
-
-def sweep(limit: int = 10_000) -> int:
-    """Re-enqueue pending rows whose enqueue was lost or whose retry time has come."""
-    config = get_settings()
-    if not config.sync_enabled or not config.auto_sync:
-        return 0
-    keys = list(due_for_push().values_list("pk", flat=True)[:limit])
-    # Not due again for SWEEP_AFTER: a push re-enqueued here may wait in a long queue,
-    # and each sweep must not add another copy of it.
-    later = timezone.now() + timedelta(seconds=config.sweep_after)
-    OrderSync.objects.filter(pk__in=keys, state=SyncState.PENDING).update(next_attempt_at=later)
-    return enqueue_pushes(keys, countdown=0, deduplicate=False)
-
-
-def prune_attempts(batch_size: int = 1000) -> int:
-    """Delete attempt rows older than ``ATTEMPT_RETENTION_DAYS``, in batches."""
-    config = get_settings()
-    cutoff = timezone.now() - timedelta(days=config.attempt_retention_days)
-    deleted = 0
-    while True:
-        ids = list(
-            SyncAttempt.objects.filter(started_at__lt=cutoff).values_list("pk", flat=True)[
-                :batch_size
-            ]
-        )
-        if not ids:
-            return deleted
-        deleted += SyncAttempt.objects.filter(pk__in=ids).delete()[0]
