@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint emulator clean
+.PHONY: demo test test-random install lint emulator clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; run: make PYTHON=python3.12 ...")'
@@ -43,6 +43,11 @@ test: $(STAMP) lint
 	$(if $(COVERAGE),$(BIN)/python -m coverage report $(COVERAGE_DATA))
 	$(if $(and $(COVERAGE),$(JUNIT_DIR)),$(BIN)/python -m coverage xml --quiet $(COVERAGE_DATA) -o $(JUNIT_DIR)/coverage.xml)
 	@$(BIN)/python -c 'import sys, django; print(f"Tested on Python {sys.version.split()[0]} with Django {django.get_version()}")'
+
+# The unit tests once in a random order (pytest-randomly; the seed is printed, and
+# PYTEST_ARGS='-p randomly -p randomly.seed=N' ... replays it), to find order-dependent tests.
+test-random: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration" -p randomly $(PYTEST_ARGS)
 
 # Creates the venv and installs the package with its test tools (make test does it too).
 install: $(STAMP)
