@@ -45,7 +45,7 @@ test: $(STAMP) lint
 	@$(BIN)/python -c 'import sys, django; print(f"Tested on Python {sys.version.split()[0]} with Django {django.get_version()}")'
 
 # The unit tests once in a random order (pytest-randomly; the seed is printed, and
-# PYTEST_ARGS='-p randomly -p randomly.seed=N' ... replays it), to find order-dependent tests.
+# PYTEST_ARGS=--randomly-seed=N replays it), to find order-dependent tests.
 test-random: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration" -p randomly $(PYTEST_ARGS)
 
