@@ -17,7 +17,14 @@ from typing import Any
 
 from django.core.signals import setting_changed
 from django.db import models, transaction
-from django.db.models.signals import ModelSignal, post_delete, post_init, post_save, pre_save
+from django.db.models.signals import (
+    ModelSignal,
+    post_delete,
+    post_init,
+    post_save,
+    pre_delete,
+    pre_save,
+)
 
 from ..client import VoucherifyConfigurationError
 from ..conf import SETTING, get_settings
@@ -26,9 +33,10 @@ from .publisher import paused_sync
 
 __all__ = ["connect", "disconnect"]
 
-#: Where a trigger instance keeps the order pk it was loaded with (or last saved with).
+#: Where a trigger instance keeps the order pk it was loaded with (or last saved with);
+#: absent when the order field was deferred at load, or the instance predates connect().
 LOADED_ORDER = "_voucherify_loaded_order"
-_UNKNOWN = object()  # the order field was deferred at load, or the row predates connect()
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ def connect() -> None:
             (post_delete, _on_delete),
         ]
         if route.field is not None:
-            receivers.append((post_init, _on_init))
+            receivers += [(post_init, _on_init), (pre_delete, _on_pre_delete)]
         for signal, receiver in receivers:
             uid = f"django_voucherify_orders.{receiver.__name__}"
             signal.connect(receiver, sender=model, dispatch_uid=uid)
@@ -136,8 +144,8 @@ setting_changed.connect(_on_settings_changed, dispatch_uid="django_voucherify_or
 
 def _on_init(sender: type, instance: Any, **kwargs: Any) -> None:
     route = _routes.get(sender)
-    if route is not None:
-        instance.__dict__[LOADED_ORDER] = instance.__dict__.get(route.attname, _UNKNOWN)
+    if route is not None and route.attname in instance.__dict__:
+        instance.__dict__[LOADED_ORDER] = instance.__dict__[route.attname]
 
 
 def _on_pre_save(
@@ -196,6 +204,13 @@ def _on_save(
             marks.mark_changed(order_pk, using=using)
 
 
+def _on_pre_delete(sender: type, instance: Any, **kwargs: Any) -> None:
+    route = _routes.get(sender)
+    if route is not None and route.attname not in instance.__dict__:
+        getattr(instance, route.attname)  # deferred: after the DELETE it could not be read
+        instance.__dict__.setdefault(LOADED_ORDER, instance.__dict__[route.attname])
+
+
 def _on_delete(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
     route = _routes.get(sender)
     if route is None:
@@ -227,7 +242,8 @@ def _moved(instance: Any, route: Route, update_fields: Any) -> tuple[Any, Any]:
 
     A save whose ``update_fields`` leave the order field out does not move the row.
     """
-    before = instance.__dict__.get(LOADED_ORDER, _UNKNOWN)
+    # A row being inserted was in no order, whatever it was constructed with.
+    before = None if instance._state.adding else instance.__dict__.get(LOADED_ORDER, _UNKNOWN)
     writes_order = update_fields is None or not {route.field, route.attname}.isdisjoint(
         update_fields
     )

@@ -111,6 +111,14 @@ def test_a_line_loaded_without_its_order_field_and_moved_leaves_no_stale_order(s
     assert lines(emulator, second) == [("MUG", 3), ("TEA", 2)]
 
 
+def test_a_line_loaded_without_its_order_field_and_deleted_repushes_its_order(shop, emulator):
+    order = shop.order(status="paid", items=[("mug", 1), ("tea", 2)])
+
+    OrderItem.objects.only("quantity").get(order=order, product=shop.tea).delete()
+
+    assert lines(emulator, order) == [("MUG", 1)]
+
+
 def test_a_save_whose_update_fields_leave_the_order_out_does_not_move_the_line(shop, emulator):
     first = shop.order(status="paid", items=[("mug", 1), ("tea", 2)])
     second = shop.order(status="paid", items=[("mug", 3)])
