@@ -171,7 +171,7 @@ def child(args: argparse.Namespace) -> int:
     from django.core.cache import cache
     from django.core.management import call_command
     from django.db import connection, transaction
-    from django.db.models.signals import post_delete, post_save
+    from django.db.models.signals import post_save
     from django.test.utils import CaptureQueriesContext
     from shop.models import Order
 
@@ -198,8 +198,7 @@ def child(args: argparse.Namespace) -> int:
         client.create_order(mapper.build(order).to_json())
 
     def use(variant: str) -> None:
-        post_save.disconnect(dispatch_uid="django_voucherify_orders.on_save")
-        post_delete.disconnect(dispatch_uid="django_voucherify_orders.on_delete")
+        receivers.disconnect()
         post_save.disconnect(sender=Order, dispatch_uid="bench.push_in_save")
         if variant == "b":
             receivers.connect()

@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",  # admin pages styled in the browser tests (live_server)
     "django_voucherify_orders",
     "shop",
+    "tests.testapp",  # proxies and children of the shop's models (tests/sync/test_receivers.py)
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

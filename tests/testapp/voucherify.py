@@ -1,0 +1,17 @@
+"""The example shop's mapper, with the order's notes in its metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from shop.voucherify import ShopOrderMapper
+
+
+class NotedOrderMapper(ShopOrderMapper):
+    def get_queryset(self) -> QuerySet[Any]:
+        return super().get_queryset().prefetch_related("notes")
+
+    def metadata(self, order: Any) -> dict[str, Any]:
+        notes = [note.text for note in order.notes.all()]
+        return {**super().metadata(order), **({"notes": notes} if notes else {})}
