@@ -238,8 +238,10 @@ def live_pushes(shop, emulator, settings) -> Any:
     first, *_ = [shop.order(status="paid") for _ in range(3)]
     first.status = "shipped"
     first.save()  # an update: PUT
-    for faults in ([429], [500, 500], ["drop", "drop"], [400]):
-        emulator.faults.script(faults)  # 429 is retried and delivered; the others fail
+    # 429 is retried and delivered; 500s and 400 fail; a dropped write may still land, so
+    # its order waits (pending) until it no longer can.
+    for faults in ([429], [500, 500], ["drop"], [400]):
+        emulator.faults.script(faults)
         shop.order(status="paid")
     bad = shop.order(status="lost")  # bad local data: fails before any call
     with mistyped_key(settings):

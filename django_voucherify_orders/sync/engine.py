@@ -5,6 +5,12 @@
 - No wasted call: a payload whose hash equals the last pushed one is not sent.
 - Bounded failures: transient errors back off (full jitter, server waits honoured)
   up to ``MAX_ATTEMPTS``; 4xx answers and bad local data fail the row at once.
+- One order at a time: an exception while pushing one order (a receiver's bug, a
+  ``source_id()`` that raises, a duplicate ``source_id``) fails that order, with the
+  error on its row; the rest of the batch is pushed.
+- No hash without proof: a write that may land after another worker's (its lease was
+  lost, or its outcome is unknown) leaves the order pending, its hash forgotten, and
+  nobody may push it until that write can no longer land (see ``_await_late_write``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +36,7 @@ from ..client import (
     VoucherifyClient,
     VoucherifyClientError,
     VoucherifyError,
+    VoucherifyTransportError,
 )
 from ..client.errors import MAX_BODY_CHARS
 from ..client.retry import full_jitter_backoff
@@ -111,7 +119,10 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
             if key not in mine:
                 results[key] = PushResult("busy")
                 continue
-            results[key] = _push_leased(row, orders.get(key), token, config, attempts)
+            try:
+                results[key] = _push_leased(row, orders.get(key), token, config, attempts)
+            except Exception as exc:  # a bug met while pushing this order fails it alone
+                results[key] = _fail_unexpectedly(row, token, exc)
             if results[key].outcome == "throttled":
                 stopped = results[key]
                 break
@@ -181,10 +192,18 @@ def _push_leased(
     except MappingError as exc:
         _fail(row, token, order, exc, key="invalid_local_data", message=str(exc))
         return PushResult("failed")
+    except Exception as exc:  # source_id() runs outside build()'s own guard
+        problem = MappingError(order.pk, None, [("source_id", f"{type(exc).__name__}: {exc}")])
+        _fail(row, token, order, problem, key="invalid_local_data", message=str(problem))
+        return PushResult("failed")
     source_id = payload["source_id"]
-    if row.source_id != source_id:
-        row.source_id = source_id
-        OrderSync.objects.filter(pk=row.pk).update(source_id=source_id)
+    if row.source_id != source_id and not _record_source_id(row, source_id):
+        holder = OrderSync.objects.filter(source_id=source_id).values_list("pk", flat=True)
+        problem = MappingError(
+            order.pk, source_id, [("source_id", f"already used by order {holder.first()}")]
+        )
+        _fail(row, token, order, problem, key="duplicate_source_id", message=str(problem))
+        return PushResult("failed")
     try:
         before_push.send(sender=OrderSync, sync=row, order=order, payload=payload)
     except CancelPush:
@@ -209,16 +228,65 @@ def _push_leased(
     try:
         with attempt_log(client, row, limiter, attempts):
             remote, method = _send(client, row, source_id, payload)
+    except VoucherifyTransportError as exc:
+        if not exc.sent:  # never reached Voucherify: an ordinary retry
+            return _handle_failure(row, token, order, exc, config)
+        # Timed out or dropped: the write may still land, later than anything sent
+        # after it. Record the failure (retry or give up) as usual, then forget the
+        # hash and keep everyone off the order until that write can no longer land
+        # (an earlier retry finds the order busy; the push queued for then sends it).
+        result = None
+        try:
+            result = _handle_failure(row, token, order, exc, config)
+        finally:  # even when a push_failed receiver raised
+            _await_late_write(
+                row, config,
+                retry_in=result.retry_in if result else None,
+                gave_up=result is not None and result.outcome == "failed",
+            )  # fmt: skip
+        return result
     except VoucherifyError as exc:
         return _handle_failure(row, token, order, exc, config)
 
     _finish(
-        row, version, token, state=SyncState.SYNCED,
+        row, version, token, state=SyncState.SYNCED, landed=True,
         voucherify_id=remote.id, payload_hash=digest, last_payload=payload,
         remote_snapshot=remote.model_dump(mode="json"), synced_at=timezone.now(),
     )  # fmt: skip
-    after_push.send(sender=OrderSync, sync=row, order=order, remote_order=remote, method=method)
+    try:
+        after_push.send(sender=OrderSync, sync=row, order=order, remote_order=remote, method=method)
+    except Exception:
+        # Voucherify accepted the write and the row says so: a receiver's bug must not
+        # turn a landed write into a failure (a retry would only send it again).
+        logger.exception("an after_push receiver raised for order %s", source_id)
     return PushResult("pushed", method=method)
+
+
+def _record_source_id(row: OrderSync, source_id: str) -> bool:
+    """Store the order's source_id on its row; False when another row holds it. A
+    savepoint: the duplicate must not abort a surrounding transaction (PostgreSQL)."""
+    try:
+        with transaction.atomic():
+            OrderSync.objects.filter(pk=row.pk).update(source_id=source_id)
+    except IntegrityError:
+        return False
+    row.source_id = source_id
+    return True
+
+
+def _fail_unexpectedly(row: OrderSync, token: str, exc: Exception) -> PushResult:
+    """Fail one order whose push raised where nothing expected it (a receiver's bug, a
+    database error): its row shows the error; the rest of the batch goes on. Whether a
+    write landed is unknown, so its hash is forgotten. No signal: a receiver may be what
+    raised."""
+    logger.exception("push of order %s raised; failing that order", row.source_id or row.pk)
+    fields = _error_fields(exc)
+    fields["last_error_message"] = f"order {row.pk}: {fields['last_error_message']}"
+    _settle(
+        row, row.version, token, SyncState.FAILED,
+        attempts=row.attempts + 1, payload_hash="", **fields,
+    )  # fmt: skip
+    return PushResult("failed")
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -230,8 +298,9 @@ def _send(
     client: VoucherifyClient, row: OrderSync, source_id: str, payload: dict[str, Any]
 ) -> tuple[Order, str]:
     """PUT only what changed since the last push; POST (upsert) the first time, or when
-    Voucherify no longer has the order."""
-    if row.voucherify_id and row.last_payload:
+    Voucherify no longer has the order. A forgotten hash means Voucherify may hold
+    something else than the last payload (a late write landed): send all of it."""
+    if row.voucherify_id and row.last_payload and row.payload_hash:
         dropped = sorted(set(row.last_payload) - set(payload))
         if dropped:
             # Voucherify keeps a field that is not sent: the mapper must send an empty value
@@ -326,23 +395,32 @@ def _error_fields(exc: Exception) -> dict[str, Any]:
     }
 
 
-def _finish(row: OrderSync, version: int, token: str, *, state: str, **fields: Any) -> None:
+def _finish(
+    row: OrderSync, version: int, token: str, *, state: str, landed: bool = False, **fields: Any
+) -> None:
     clear_error = {}
     if state == SyncState.SYNCED:
         clear_error = dict(
             attempts=0, last_error_status=None, last_error_key="", last_error_message="",
             last_error_details="", last_error_request_id="",
         )  # fmt: skip
-    _settle(row, version, token, state, **clear_error, **fields)
+    _settle(row, version, token, state, landed=landed, **clear_error, **fields)
 
 
-def _settle(row: OrderSync, version: int, token: str, state: str, **fields: Any) -> None:
+def _settle(
+    row: OrderSync, version: int, token: str, state: str, *, landed: bool = False, **fields: Any
+) -> None:
     """Record the outcome for the version read, and release the lease, in one UPDATE
     when the order did not change meanwhile.
 
-    A save that committed before this update made the version newer: the row stays
-    pending and is pushed again from here (that save's own push found the lease taken).
-    A save committing after it finds the lease free.
+    A save (or a delete: ``mark_deleted`` bumps the version too) that committed before
+    this update made the version newer: the row stays pending and is pushed again from
+    here (that save's own push found the lease taken). A save committing after it finds
+    the lease free.
+
+    A push that lost its lease records nothing: another worker holds the order. When
+    this push's write ``landed`` at Voucherify, it may have landed after that worker's
+    (or will, if that one is still in flight), so the order is pushed again.
     """
     done = dict(
         pushed_version=version, next_attempt_at=None, updated_at=timezone.now(),
@@ -351,5 +429,46 @@ def _settle(row: OrderSync, version: int, token: str, state: str, **fields: Any)
     mine = OrderSync.objects.filter(pk=row.pk, lease_token=token)
     if mine.filter(version=version).update(state=state, **done):
         return
-    mine.update(state=SyncState.PENDING, **done)
-    enqueue_push(row.pk, countdown=0)
+    if mine.update(state=SyncState.PENDING, **done):
+        enqueue_push(row.pk, countdown=0)
+    elif landed:
+        _await_late_write(row, get_settings())
+
+
+def _await_late_write(
+    row: OrderSync,
+    config: VoucherifyOrdersSettings,
+    *,
+    retry_in: float | None = None,
+    gave_up: bool = False,
+) -> None:
+    """A write of this order may land (or has landed) after a newer one: make the order
+    pending again, due once that write can no longer land (and not before ``retry_in``),
+    with its hash forgotten, so that the next push re-sends the order as it is then,
+    even an identical payload.
+
+    Matched by pk, not by lease: the newer lease's holder may have settled ``synced``
+    already (its hash no longer says what Voucherify holds), or still be in flight.
+    The lease is taken from it, under a token of nobody's, until then: a holder still
+    in flight finds its lease lost when it settles, and does the same; a save meanwhile
+    finds the order busy, and the push queued here (or the sweep) sends it. A push that
+    merely renewed its lease still holds its token, and settles as usual.
+
+    ``gave_up``: this push failed the order for good (its last attempt); the order
+    stays failed, its hash forgotten, unless the row was not this push's to fail.
+    """
+    # A request may run for connect + read timeouts before the client gives up; the
+    # write it carried is taken to land within that time, or never.
+    window = max(config.connect_timeout + config.read_timeout, retry_in or 0.0)
+    now = timezone.now()
+    until = now + timedelta(seconds=window)
+    rows = OrderSync.objects.filter(pk=row.pk)
+    if gave_up and rows.filter(state=SyncState.FAILED, lease_token="").update(
+        payload_hash="", updated_at=now
+    ):
+        return
+    rows.update(
+        state=SyncState.PENDING, payload_hash="", next_attempt_at=until, updated_at=now,
+        lease_until=until, lease_token=f"late-{uuid.uuid4().hex[:27]}",
+    )  # fmt: skip
+    enqueue_push(row.pk, countdown=window, deduplicate=False)

@@ -52,8 +52,11 @@ def _insert_pending(source_ids: dict[str, str | None], now: Any, using: str) -> 
 
 
 def mark_deleted(order_pk: Any, *, using: str | None = None) -> None:
+    """Record that an order was deleted. A new version, so that a push in flight (which
+    read the order before the delete) does not settle the row ``synced``: its settle
+    finds the order changed, and the push after it finds the order gone."""
     OrderSync.objects.using(using or DEFAULT_DB_ALIAS).filter(pk=str(order_pk)).update(
-        state=SyncState.DELETED, updated_at=timezone.now()
+        version=F("version") + 1, state=SyncState.DELETED, updated_at=timezone.now()
     )
 
 

@@ -83,6 +83,7 @@ def test_an_order_without_a_discount_sends_zero_from_the_start(shop, emulator):
 
 class _Row:
     voucherify_id = "ord_x"
+    payload_hash = "0f3c"  # Voucherify is known to hold last_payload
 
     def __init__(self, last_payload):
         self.last_payload = last_payload
