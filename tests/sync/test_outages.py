@@ -122,6 +122,8 @@ def test_voucherify_back_after_six_hours_gets_the_order_as_it_is_now(
             assert push(str(order.pk)).outcome == "retry"
             clock.now = row_of(order).next_attempt_at
     assert row_of(order).state == SyncState.PENDING
+    page = admin_page("/admin/voucherify_orders/ordersync/")
+    assert ">retrying<" in page and "Service Unavailable" in page
 
     emulator.faults.clear()
     assert push(str(order.pk)).outcome == "pushed"
@@ -179,15 +181,19 @@ def test_without_max_attempts_no_warning(defaults):
 # --- refused credentials ----------------------------------------------------------------------
 
 
-def health_page() -> str:
+def admin_page(url: str) -> str:
     user = User.objects.filter(username="boss").first() or User.objects.create_superuser(
         "boss", "boss@example.com", "pw"
     )
     client = Client()
     client.force_login(user)
-    response = client.get(HEALTH)
+    response = client.get(url)
     assert response.status_code == 200
     return unescape(response.content.decode())
+
+
+def health_page() -> str:
+    return admin_page(HEALTH)
 
 
 def outcomes(results) -> set[str]:
