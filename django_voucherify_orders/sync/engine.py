@@ -273,9 +273,11 @@ def _handle_failure(
     now = timezone.now()
     if refused_credentials(exc):
         # Nobody's order's fault: every push waits for the credentials, this one too,
-        # without a try counted against it.
+        # without a try counted against it. Voucherify answered: a run of transient
+        # failures is over, and the pause (however long) does not count towards RETRY_FOR.
         wait = pause_pushes(exc, config, now)
         OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
+            attempts=0,
             next_attempt_at=now + timedelta(seconds=wait + config.sweep_after),
             updated_at=now, lease_until=None, lease_token="", **_error_fields(exc),
         )  # fmt: skip

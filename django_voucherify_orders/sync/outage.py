@@ -144,15 +144,20 @@ def wait_for_credentials(
         return None
     if now < pause.probe_at:
         return max((pause.probe_at - now).total_seconds(), 0.001)
+    # One probe per AUTH_PROBE_EVERY from probe_at on: a probe that settles nothing (a
+    # 503, a worker killed mid-push) is followed by another in the next window.
+    every = config.auth_probe_every
+    elapsed = (now - pause.probe_at).total_seconds()
+    window = int(elapsed // every)
     try:
-        slot = PROBE_KEY.format(int(pause.probe_at.timestamp()))
-        claimed = cache.add(slot, 1, timeout=int(config.auth_probe_every + PROBE_BUSY_WAIT) + 1)
+        slot = PROBE_KEY.format(f"{pause.probe_at.timestamp():.0f}:{window}")
+        claimed = cache.add(slot, 1, timeout=int(every) + 1)
     except Exception:  # a cache outage must not fail a push: let it go
         return None
     if claimed:
         logger.info("trying Voucherify's credentials again (pushes paused since %s)", pause.since)
         return None
-    return PROBE_BUSY_WAIT
+    return max(min(PROBE_BUSY_WAIT, (window + 1) * every - elapsed), 0.001)
 
 
 def hold_paused(keys: list[str], wait: float, config: VoucherifyOrdersSettings) -> None:

@@ -259,6 +259,27 @@ def test_fixing_the_settings_resumes_at_once(shop, emulator, clock, settings):
     assert outage.current_pause() is None
 
 
+def test_a_long_credentials_pause_does_not_count_towards_retry_for(shop, emulator, clock, defaults):
+    order = quiet_order(shop, status="paid")
+    emulator.faults.script([503])
+    push(str(order.pk))  # a run of transient failures begins
+    good_key, emulator.secret_key = emulator.secret_key, "rotated-on-friday"
+    clock.advance(60)
+    assert push(str(order.pk)).outcome == "paused"
+    clock.advance(3 * DAY)  # fixed on Monday
+    emulator.secret_key = good_key
+    emulator.faults.script([503])
+
+    assert push(str(order.pk)).outcome == "retry"  # the probe: a 503, but not failed
+    assert row_of(order).attempts == 1
+    assert outage.current_pause() is not None  # a 503 proves nothing about the key
+    clock.now = row_of(order).next_attempt_at
+    assert push(str(order.pk)).outcome == "paused"  # one probe per AUTH_PROBE_EVERY
+    clock.advance(60)
+    assert push(str(order.pk)).outcome == "pushed"
+    assert outage.current_pause() is None
+
+
 def test_a_403_pauses_too(shop, emulator, clock):
     order = quiet_order(shop, status="paid")
     emulator.faults.script([403])
