@@ -11,6 +11,7 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.E007  a TRIGGERS entry names no installed model, or no foreign key to the order model
 - vo.W001  API_URL is plain http to a host other than this machine
 - vo.W002  LOG_HTTP_BODIES is on while DEBUG is False
+- vo.W003  MAX_ATTEMPTS fails orders long before RETRY_FOR (a short outage loses changes)
 """
 
 from __future__ import annotations
@@ -59,7 +60,31 @@ def check_voucherify_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 id="vo.W002",
             )
         )
+    messages.extend(_retry_problems(config))
     return messages
+
+
+def _retry_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
+    """MAX_ATTEMPTS still works, but set to the old default it gives up after minutes."""
+    if config.max_attempts is None:
+        return []
+    longest = sum(
+        min(config.retry_backoff_max, config.retry_backoff_base * 2 ** (retry - 1))
+        for retry in range(1, config.max_attempts)
+    )  # the most the backoff waits between the first try and the last
+    if longest * 2 >= config.retry_for:
+        return []
+    return [
+        Warning(
+            f'{SETTING}["MAX_ATTEMPTS"] = {config.max_attempts} fails an order after at most '
+            f"{longest:.0f}s of transient failures, long before RETRY_FOR "
+            f"({config.retry_for:.0f}s): an outage longer than that loses changes until "
+            "someone retries the failed orders.",
+            hint='Remove "MAX_ATTEMPTS" (it counts tries, the first included): '
+            "transient failures are then retried for RETRY_FOR.",
+            id="vo.W003",
+        )
+    ]
 
 
 def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:

@@ -62,7 +62,9 @@ EXAMPLE_LINES: dict[str, str] = {
     "TRIGGERS": '"TRIGGERS": {"shop.OrderItem": "order"},  # related model -> its order field',
     "AUTO_SYNC": '"AUTO_SYNC": True,',
     "RATE_LIMIT": '"RATE_LIMIT": "100/m",  # or None; per second (s), minute (m) or hour (h)',
-    "MAX_ATTEMPTS": '"MAX_ATTEMPTS": 8,',
+    "MAX_ATTEMPTS": '"MAX_ATTEMPTS": None,  # or the most tries of a change, the first included',
+    "RETRY_FOR": '"RETRY_FOR": 86400,  # seconds a transient failure is retried for (a day)',
+    "AUTH_PROBE_EVERY": '"AUTH_PROBE_EVERY": 60,  # seconds between tries of refused credentials',
     "RETRY_BACKOFF_BASE": '"RETRY_BACKOFF_BASE": 2,  # seconds',
     "RETRY_BACKOFF_MAX": '"RETRY_BACKOFF_MAX": 600,  # seconds',
     "PUSH_DELAY": '"PUSH_DELAY": 0.5,  # seconds to wait so a burst of saves is one push',
@@ -113,7 +115,11 @@ class VoucherifyOrdersSettings(BaseModel):
     triggers: dict[str, str] = Field(default_factory=dict, alias="TRIGGERS")
     auto_sync: bool = Field(True, alias="AUTO_SYNC")
     rate_limit: RateLimit | None = Field(None, alias="RATE_LIMIT")
-    max_attempts: int = Field(8, alias="MAX_ATTEMPTS", ge=1)
+    # Transient failures are retried for RETRY_FOR seconds from the first failure of a
+    # run; MAX_ATTEMPTS (tries, the first included) ends a run earlier when set.
+    max_attempts: int | None = Field(None, alias="MAX_ATTEMPTS", ge=1)
+    retry_for: float = Field(86400.0, alias="RETRY_FOR", gt=0)
+    auth_probe_every: float = Field(60.0, alias="AUTH_PROBE_EVERY", gt=0)
     retry_backoff_base: float = Field(2.0, alias="RETRY_BACKOFF_BASE", gt=0)
     retry_backoff_max: float = Field(600.0, alias="RETRY_BACKOFF_MAX", gt=0)
     push_delay: float = Field(0.5, alias="PUSH_DELAY", ge=0)

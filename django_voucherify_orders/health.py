@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 
 from .models import OrderSync, SyncAttempt, SyncState
 from .sync import LAST_RATE_LIMIT_KEY
+from .sync.outage import AuthPause, current_pause
 
 __all__ = ["HourBucket", "SyncHealth", "hourly_chart_svg", "last_rate_limit", "sync_health"]
 
@@ -47,6 +48,8 @@ class SyncHealth:
     failures_by_key: list[tuple[str, int]]
     hours: list[HourBucket]
     rate_limit: dict[str, Any] | None
+    #: on while Voucherify refuses the credentials: every push waits for it
+    auth_pause: AuthPause | None = None
     generated_at: datetime = field(default_factory=timezone.now)
 
     @property
@@ -91,6 +94,7 @@ def sync_health(now: datetime | None = None) -> SyncHealth:
         failures_by_key=failures,
         hours=hourly_attempts(now),
         rate_limit=last_rate_limit(),
+        auth_pause=current_pause(),
         generated_at=now,
     )
 

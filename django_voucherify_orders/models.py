@@ -47,6 +47,9 @@ class OrderSync(models.Model):
     last_error_request_id = models.CharField(max_length=64, blank=True, default="")
     attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    # When the current run of transient failures began (meaningful while attempts > 0):
+    # RETRY_FOR counts from here.
+    first_failed_at = models.DateTimeField(_("failing since"), null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_token = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

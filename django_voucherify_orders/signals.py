@@ -8,7 +8,8 @@
     ``Order`` model, ``method`` is "POST" or "PUT".
 ``push_failed(sync, order, error, final)``
     Sent when a push fails; ``final`` is True when it will not be retried
-    (a 4xx, bad local data, or ``MAX_ATTEMPTS`` reached).
+    (a 4xx, bad local data, or ``RETRY_FOR`` / ``MAX_ATTEMPTS`` reached). Not sent for
+    a 401/403: that pauses every push instead (``sync.outage``), failing no order.
 """
 
 from django.dispatch import Signal

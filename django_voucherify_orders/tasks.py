@@ -14,6 +14,8 @@ from django.core.cache import cache
 from . import sync
 from .sync.publisher import QUEUED_KEY
 
+EAGER_MAX_WAIT = 5.0  # seconds an eager push (no broker) waits in-process for its retry
+
 
 # A push re-run after its worker died is harmless (the lease and the payload hash make
 # it idempotent), so acknowledge late: a SIGKILLed worker's push is delivered again.
@@ -27,13 +29,19 @@ def push_orders(order_pks: list[str]) -> dict[str, str]:
     # From now on, a new change to one of these orders queues a push again.
     cache.delete_many([QUEUED_KEY.format(key) for key in order_pks])
     results = sync.push_many(order_pks)
+    eager = push_orders.app.conf.task_always_eager
     later: dict[float, list[str]] = defaultdict(list)
     for key, result in results.items():
-        if result.retry_in is not None:
-            later[result.retry_in].append(key)
-    if later and push_orders.app.conf.task_always_eager:
-        # No broker (demo, development): countdowns are ignored, so wait here, bounded.
-        time.sleep(min(max(later), 5.0))
+        if result.retry_in is None:
+            continue
+        if eager and result.outcome != "throttled" and result.retry_in > EAGER_MAX_WAIT:
+            # No broker (demo, development): the request that saved the order would
+            # retry for as long as an outage or a credentials pause lasts. The sweep will.
+            continue
+        later[result.retry_in].append(key)
+    if later and eager:
+        # Countdowns are ignored without a broker, so wait here, bounded.
+        time.sleep(min(max(later), EAGER_MAX_WAIT))
     for retry_in, keys in later.items():
         sync.enqueue_pushes(keys, countdown=retry_in)
     return {key: result.outcome for key, result in results.items()}

@@ -245,12 +245,14 @@ def live_pushes(shop, emulator, settings) -> Any:
         shop.order(status="paid")
     bad = shop.order(status="lost")  # bad local data: fails before any call
     with mistyped_key(settings):
-        shop.order(status="paid")  # 401
+        refused = shop.order(status="paid")  # 401: every push paused, this order pending
 
     failures = set(OrderSync.objects.filter(state=SyncState.FAILED).values_list(
         "last_error_key", flat=True
     ))  # fmt: skip
-    assert {"unauthorized", "bad_request", "invalid_local_data"} <= failures
+    assert {"bad_request", "invalid_local_data"} <= failures
+    paused = OrderSync.objects.get(pk=str(refused.pk))
+    assert (paused.state, paused.last_error_key) == (SyncState.PENDING, "unauthorized")
     assert OrderSync.objects.filter(state=SyncState.SYNCED).count() == 4
     return bad
 

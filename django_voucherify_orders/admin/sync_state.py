@@ -32,7 +32,7 @@ from .actions import (
     retry_failed,
 )
 from .remote import remote_orders_view
-from .rendering import attempts_table, pretty_json, state_badge, when
+from .rendering import attempts_table, badge, pretty_json, state_badge, when
 
 #: SyncAttempt rows shown on a row's change page, newest first.
 ATTEMPT_LOG_LIMIT = 50
@@ -98,6 +98,7 @@ class OrderSyncAdmin(VoucherifyPermissions, admin.ModelAdmin):
                     "version",
                     "pushed_version",
                     "attempts",
+                    "first_failed_at",
                     "next_attempt_at",
                     "lease_until",
                     "payload_hash",
@@ -134,6 +135,7 @@ class OrderSyncAdmin(VoucherifyPermissions, admin.ModelAdmin):
         "version",
         "pushed_version",
         "attempts",
+        "first_failed_at",
         "next_attempt_at",
         "lease_until",
         "payload_hash",
@@ -167,6 +169,9 @@ class OrderSyncAdmin(VoucherifyPermissions, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("state"), ordering="state")
     def state_display(self, obj: OrderSync) -> SafeString:
+        if obj.state == SyncState.PENDING and obj.last_error_key:
+            # Retried after a transient failure (or waiting for the credentials): say why.
+            return badge(_("retrying"), "wait", obj.last_error_message)
         title = obj.last_error_message if obj.state == SyncState.FAILED else ""
         return state_badge(obj.state, title)
 

@@ -4,7 +4,8 @@
   payload is built from the database *after* the lease is taken.
 - No wasted call: a payload whose hash equals the last pushed one is not sent.
 - Bounded failures: transient errors back off (full jitter, server waits honoured)
-  up to ``MAX_ATTEMPTS``; 4xx answers and bad local data fail the row at once.
+  for ``RETRY_FOR``; 4xx answers and bad local data fail the row at once; a 401/403
+  pauses every push until the credentials work again (see ``outage``).
 - One order at a time: an exception while pushing one order (a receiver's bug, a
   ``source_id()`` that raises, a duplicate ``source_id``) fails that order, with the
   error on its row; the rest of the batch is pushed.
@@ -39,7 +40,6 @@ from ..client import (
     VoucherifyTransportError,
 )
 from ..client.errors import MAX_BODY_CHARS
-from ..client.retry import full_jitter_backoff
 from ..client.schemas import Order
 from ..conf import VoucherifyOrdersSettings, get_client, get_settings
 from ..mapping import MappingError, get_mapper
@@ -47,6 +47,13 @@ from ..models import OrderSync, SyncAttempt, SyncState
 from ..signals import CancelPush, after_push, before_push, push_failed
 from .attempts import attempt_log, remember_rate_limit, save_attempts
 from .limiter import SharedRateLimiter
+from .outage import (
+    hold_paused,
+    pause_pushes,
+    refused_credentials,
+    retry_delay,
+    wait_for_credentials,
+)
 from .publisher import enqueue_push
 
 __all__ = ["PushResult", "payload_hash", "push", "push_many"]
@@ -59,7 +66,7 @@ MAX_THROTTLE_WAIT = 5.0  # longer waits for a rate-limit slot reschedule the tas
 @dataclass(frozen=True)
 class PushResult:
     #: pushed, unchanged, busy, settled (not pending), missing, deleted, skipped, throttled,
-    #: retry, failed
+    #: retry, failed, paused (Voucherify refused the credentials; see outage)
     outcome: str
     retry_in: float | None = None
     method: str | None = None
@@ -82,6 +89,9 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
     """
     config = get_settings()
     keys = list(dict.fromkeys(str(pk) for pk in order_pks))
+    if (paused_for := wait_for_credentials(config)) is not None:  # leases nothing
+        hold_paused(keys, paused_for, config)
+        return {key: PushResult("paused", retry_in=paused_for) for key in keys}
     token = uuid.uuid4().hex
     renewed_at = time.monotonic()  # when the batch's leases were last taken or renewed
     rows = _take_leases(keys, token, config)
@@ -123,7 +133,7 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
                 results[key] = _push_leased(row, orders.get(key), token, config, attempts)
             except Exception as exc:  # a bug met while pushing this order fails it alone
                 results[key] = _fail_unexpectedly(row, token, exc)
-            if results[key].outcome == "throttled":
+            if results[key].outcome in ("throttled", "paused"):
                 stopped = results[key]
                 break
     except BaseException:
@@ -329,29 +339,42 @@ def _handle_failure(
     exc: VoucherifyError,
     config: VoucherifyOrdersSettings,
 ) -> PushResult:
+    now = timezone.now()
+    if refused_credentials(exc):
+        # Nobody's order's fault: every push waits for the credentials, this one too,
+        # without a try counted against it. Voucherify answered: a run of transient
+        # failures is over, and the pause (however long) does not count towards RETRY_FOR.
+        wait = pause_pushes(exc, config, now)
+        OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
+            attempts=0,
+            next_attempt_at=now + timedelta(seconds=wait + config.sweep_after),
+            updated_at=now, lease_until=None, lease_token="", **_error_fields(exc),
+        )  # fmt: skip
+        return PushResult("paused", retry_in=wait)
     if isinstance(exc, VoucherifyClientError):
         _fail(row, token, order, exc)
         return PushResult("failed")
     attempts = row.attempts + 1
-    if attempts >= config.max_attempts:
-        _fail(row, token, order, exc, attempts=attempts)
-        return PushResult("failed")
+    # A run of failures begins with the first failed try since the last success or change.
+    first_failed_at = row.first_failed_at if row.attempts and row.first_failed_at else now
     server_wait = exc.retry_after if isinstance(exc, RateLimited) else None
-    delay = full_jitter_backoff(
-        attempts, config.retry_backoff_base, config.retry_backoff_max, server_wait=server_wait
-    )
+    delay = retry_delay(config, attempts, first_failed_at, now, server_wait)
+    if delay is None:
+        _fail(row, token, order, exc, attempts=attempts, first_failed_at=first_failed_at)
+        return PushResult("failed")
     OrderSync.objects.filter(pk=row.pk, lease_token=token).update(
         attempts=attempts,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        updated_at=timezone.now(),
+        first_failed_at=first_failed_at,
+        next_attempt_at=now + timedelta(seconds=delay),
+        updated_at=now,
         lease_until=None,
         lease_token="",
         **_error_fields(exc),
     )
     push_failed.send(sender=OrderSync, sync=row, order=order, error=exc, final=False)
     logger.warning(
-        "push of order %s failed (attempt %d of %d), retry in %.1fs: %s",
-        row.source_id, attempts, config.max_attempts, delay, exc,
+        "push of order %s failed (try %d, failing since %s), retry in %.1fs: %s",
+        row.source_id, attempts, first_failed_at.isoformat(timespec="seconds"), delay, exc,
     )  # fmt: skip
     return PushResult("retry", retry_in=delay)
 
@@ -365,8 +388,11 @@ def _fail(
     key: str | None = None,
     message: str | None = None,
     attempts: int | None = None,
+    first_failed_at: Any = None,
 ) -> None:
     fields = _error_fields(exc)
+    if first_failed_at is not None:
+        fields["first_failed_at"] = first_failed_at
     if key is not None:
         fields.update(last_error_key=key, last_error_message=message or str(exc))
     _settle(

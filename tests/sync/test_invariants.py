@@ -271,19 +271,19 @@ def test_a_put_that_finds_no_order_falls_back_to_post(shop, emulator):
 def test_a_storm_of_5xx_and_429_ends_with_every_order_correct(shop, emulator, clock):
     emulator.faults.retry_after = 0
     emulator.faults.set_rates({500: 0.3, 503: 0.1, 429: 0.05, "drop": 0.1}, seed=7)
-    with override_settings(VOUCHERIFY_ORDERS={**_settings(), "MAX_ATTEMPTS": 50}):
-        orders = [shop.order(status="paid", items=[("mug", n + 1)]) for n in range(20)]
-        for order in orders[::2]:
-            order.status = "shipped"
-            order.save()
-        for _ in range(100):  # what the retries and the sweep do over time
-            # A dropped write might still land: its order waits a request's time.
-            clock.advance(60)
-            due = list(due_for_push(grace=0).values_list("pk", flat=True))
-            if not due:
-                break
-            for key in due:
-                push(key)
+    # The default policy, no MAX_ATTEMPTS: transient failures are retried for RETRY_FOR.
+    orders = [shop.order(status="paid", items=[("mug", n + 1)]) for n in range(20)]
+    for order in orders[::2]:
+        order.status = "shipped"
+        order.save()
+    for _ in range(100):  # what the retries and the sweep do over time
+        # A dropped write might still land: its order waits a request's time.
+        clock.advance(60)
+        due = list(due_for_push(grace=0).values_list("pk", flat=True))
+        if not due:
+            break
+        for key in due:
+            push(key)
 
     for order in orders:
         order.refresh_from_db()
@@ -308,7 +308,8 @@ def test_a_400_fails_the_order_with_voucherifys_message_and_is_not_retried(shop,
     assert due_for_push(grace=0).count() == 0
 
 
-def test_transient_failures_stop_at_max_attempts_and_stay_visible(shop, emulator):
+def test_max_attempts_when_set_caps_the_tries_of_a_run_and_stays_visible(shop, emulator):
+    """MAX_ATTEMPTS counts tries (the first included), not retries."""
     emulator.faults.script([503] * 10)
     with override_settings(VOUCHERIFY_ORDERS={**_settings(), "MAX_ATTEMPTS": 3}):
         order = shop.order(status="paid")
@@ -339,7 +340,11 @@ def test_bad_local_data_fails_that_order_only(shop, emulator):
 
 def test_the_secret_key_is_in_no_log_attempt_row_or_error(shop, emulator, caplog):
     caplog.set_level(logging.DEBUG)
-    emulator.faults.script([500, 401, "drop"])
+    from django.core.cache import cache
+
+    from django_voucherify_orders.sync.outage import PAUSE_KEY
+
+    emulator.faults.script([500, "drop", 401])  # a retry, a failure, then a pause
     with override_settings(VOUCHERIFY_ORDERS={**_settings(), "MAX_ATTEMPTS": 2}):
         for _ in range(3):
             shop.order(status="paid")
@@ -352,6 +357,7 @@ def test_the_secret_key_is_in_no_log_attempt_row_or_error(shop, emulator, caplog
         assert secret not in " ".join(str(v) for v in vars(attempt).values())
     for row in OrderSync.objects.all():
         assert secret not in " ".join(str(v) for v in vars(row).values())
+    assert cache.get(PAUSE_KEY) and secret not in str(cache.get(PAUSE_KEY))
     assert SyncAttempt.objects.count() >= 3
 
 
