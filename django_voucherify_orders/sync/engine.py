@@ -159,7 +159,7 @@ def _take_leases(
     now = timezone.now()
     taken = (
         OrderSync.objects.filter(pk__in=keys, state=SyncState.PENDING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
         .update(lease_until=now + timedelta(seconds=config.lease_seconds), lease_token=token)
     )
     if not taken:
@@ -244,17 +244,18 @@ def _push_leased(
         # Timed out or dropped: the write may still land, later than anything sent
         # after it. Record the failure (retry or give up) as usual, then forget the
         # hash and keep everyone off the order until that write can no longer land
-        # (an earlier retry finds the order busy; the push queued for then sends it).
+        # (the retry is due then; a push queued earlier finds the order busy).
         result = None
         try:
             result = _handle_failure(row, token, order, exc, config)
-        finally:  # even when a push_failed receiver raised
-            _await_late_write(
+        finally:  # even when a push_failed receiver raised (then nobody re-enqueues it)
+            window = _await_late_write(
                 row, config,
                 retry_in=result.retry_in if result else None,
                 gave_up=result is not None and result.outcome == "failed",
+                enqueue=result is None,
             )  # fmt: skip
-        return result
+        return PushResult("retry", retry_in=window) if result.outcome == "retry" else result
     except VoucherifyError as exc:
         return _handle_failure(row, token, order, exc, config)
 
@@ -467,7 +468,8 @@ def _await_late_write(
     *,
     retry_in: float | None = None,
     gave_up: bool = False,
-) -> None:
+    enqueue: bool = True,
+) -> float:
     """A write of this order may land (or has landed) after a newer one: make the order
     pending again, due once that write can no longer land (and not before ``retry_in``),
     with its hash forgotten, so that the next push re-sends the order as it is then,
@@ -482,6 +484,9 @@ def _await_late_write(
 
     ``gave_up``: this push failed the order for good (its last attempt); the order
     stays failed, its hash forgotten, unless the row was not this push's to fail.
+
+    Returns the seconds until the order is due; ``enqueue`` queues its push for then
+    (a caller that returns a retry to its task leaves that to the task).
     """
     # A request may run for connect + read timeouts before the client gives up; the
     # write it carried is taken to land within that time, or never.
@@ -492,9 +497,11 @@ def _await_late_write(
     if gave_up and rows.filter(state=SyncState.FAILED, lease_token="").update(
         payload_hash="", updated_at=now
     ):
-        return
+        return window
     rows.update(
         state=SyncState.PENDING, payload_hash="", next_attempt_at=until, updated_at=now,
         lease_until=until, lease_token=f"late-{uuid.uuid4().hex[:27]}",
     )  # fmt: skip
-    enqueue_push(row.pk, countdown=window, deduplicate=False)
+    if enqueue:
+        enqueue_push(row.pk, countdown=window, deduplicate=False)
+    return window

@@ -26,7 +26,7 @@ def due_for_push(now: Any = None, *, grace: float | None = None) -> models.Query
         OrderSync.objects.filter(state=SyncState.PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(updated_at__lte=now - timedelta(seconds=grace))
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
         .order_by("next_attempt_at")
     )
 
