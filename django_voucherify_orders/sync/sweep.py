@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import FieldError
 from django.db import models
-from django.db.models import Q
+from django.db.models import CharField, Exists, OuterRef, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from ..conf import get_settings
+from ..conf import VoucherifyOrdersSettings, get_settings
+from ..mapping import get_mapper
 from ..models import OrderSync, SyncAttempt, SyncState
-from .publisher import enqueue_pushes
+from .marks import _mark_batch, outbox_database
+from .publisher import enqueue_pushes, paused_sync
 
-__all__ = ["due_for_push", "prune_attempts", "sweep"]
+__all__ = ["due_for_push", "mark_orphans", "prune_attempts", "sweep"]
+
+logger = logging.getLogger("django_voucherify_orders.sync")
 
 
 def due_for_push(now: Any = None, *, grace: float | None = None) -> models.QuerySet[OrderSync]:
@@ -32,7 +39,8 @@ def due_for_push(now: Any = None, *, grace: float | None = None) -> models.Query
 
 
 def sweep(limit: int = 10_000, *, now: Any = None) -> int:
-    """Re-enqueue pending rows whose enqueue was lost or whose retry time has come.
+    """Re-enqueue pending rows whose enqueue was lost or whose retry time has come, and
+    mark and enqueue recent orders that have no outbox row at all (``mark_orphans``).
 
     ``now`` is the sweep's clock (tests pass one instead of waiting for ``SWEEP_AFTER``)."""
     config = get_settings()
@@ -40,11 +48,63 @@ def sweep(limit: int = 10_000, *, now: Any = None) -> int:
         return 0
     now = now or timezone.now()
     keys = list(due_for_push(now).values_list("pk", flat=True)[:limit])
+    keys += mark_orphans(now, limit=limit, config=config)
     # Not due again for SWEEP_AFTER: a push re-enqueued here may wait in a long queue,
     # and each sweep must not add another copy of it.
     later = now + timedelta(seconds=config.sweep_after)
     OrderSync.objects.filter(pk__in=keys, state=SyncState.PENDING).update(next_attempt_at=later)
     return enqueue_pushes(keys, countdown=0, deduplicate=False)
+
+
+def mark_orphans(
+    now: Any = None, *, limit: int = 10_000, config: VoucherifyOrdersSettings | None = None
+) -> list[str]:
+    """Mark pending (not enqueue) the orders dated within ``SWEEP_ORPHANS_WITHIN`` and
+    older than ``SWEEP_AFTER`` that have no outbox row; return their keys.
+
+    In autocommit Django commits a new order before post_save runs: a process that dies
+    in between leaves an order nothing else would ever push. One anti-join, bounded by
+    the mapper's ``date_field`` window and ``limit``; orders younger than ``SWEEP_AFTER``
+    are left to their own post_save, still running.
+    """
+    config = config or get_settings()
+    if not config.sweep_orphans_within:
+        return []
+    now = now or timezone.now()
+    mapper = get_mapper()
+    database = outbox_database()
+    # The outbox keys orders by their pk as text: compare it with the pk cast to text,
+    # which is str(pk) for integer and text keys (and UUIDs on PostgreSQL).
+    has_row = OrderSync.objects.using(database).filter(
+        order_pk=Cast(OuterRef("pk"), output_field=CharField())
+    )
+    window = {
+        f"{mapper.date_field}__gte": now - timedelta(seconds=config.sweep_orphans_within),
+        f"{mapper.date_field}__lte": now - timedelta(seconds=config.sweep_after),
+    }
+    try:
+        orphans = list(
+            mapper.get_queryset()
+            .using(database)
+            .filter(**window)
+            .filter(~Exists(has_row))
+            .order_by(mapper.date_field)[:limit]
+        )
+    except FieldError as exc:
+        logger.error(
+            "cannot look for orders without an outbox row: %s.date_field = %r: %s",
+            type(mapper).__name__, mapper.date_field, exc,
+        )  # fmt: skip
+        return []
+    if not orphans:
+        return []
+    logger.warning(
+        "%d order(s) had no outbox row (a process died between commit and post_save?): %s",
+        len(orphans), ", ".join(str(order.pk) for order in orphans[:5]),
+    )  # fmt: skip
+    with paused_sync():  # the sweep enqueues them itself, with the rest
+        _mark_batch(mapper, orphans, force=False)
+    return [str(order.pk) for order in orphans]
 
 
 def prune_attempts(batch_size: int = 1000) -> int:
