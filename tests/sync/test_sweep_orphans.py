@@ -35,9 +35,9 @@ def after_grace(moment):
 def test_an_order_created_in_autocommit_by_a_process_that_died_is_swept(shop, emulator):
     from shop.models import Order
 
-    with mock.patch("django_voucherify_orders.sync.marks.mark_changed", side_effect=ProcessKilled):
-        with pytest.raises(ProcessKilled):
-            Order.objects.create(customer=shop.customer, number="SO-DIED", status="paid")
+    dies = mock.patch("django_voucherify_orders.sync.marks.mark_changed", side_effect=ProcessKilled)
+    with dies, pytest.raises(ProcessKilled):
+        Order.objects.create(customer=shop.customer, number="SO-DIED", status="paid")
     order = Order.objects.get(number="SO-DIED")  # committed: autocommit
     assert not OrderSync.objects.filter(pk=str(order.pk)).exists()
 
