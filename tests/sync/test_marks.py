@@ -251,3 +251,23 @@ def test_in_autocommit_every_save_writes_the_outbox(shop, emulator):
 
     assert len(outbox_writes(captured)) >= 2
     assert remote(emulator, order)["status"] == "FULFILLED"
+
+
+@pytest.mark.django_db
+def test_in_a_testcase_each_executed_on_commit_capture_is_a_commit(
+    emulator, django_capture_on_commit_callbacks
+):
+    """A user's TestCase-style test: one transaction for the whole test, commits simulated
+    by running the on_commit callbacks. A save after that is marked and pushed again."""
+    from shop.models import Customer, Order
+
+    customer = Customer.objects.create(name="Ada", email="ada@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        order = Order.objects.create(customer=customer, number="SO-TC", status="new")
+    assert remote(emulator, order)["status"] == "CREATED"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order.status = "paid"
+        order.save()
+
+    assert remote(emulator, order)["status"] == "PAID"
