@@ -45,20 +45,23 @@ def mark_changed(
 
     ``created``: the order is new, even if a row with its key or ``source_id`` is left
     from an earlier order (an explicit or natural key that comes back, a restored order,
-    a reused ``source_id``): the row is taken over as a new order's. ``using`` is the
-    order's database; the mark goes to :func:`outbox_database`, the same one when the
-    routers are right (system check vo.E008).
+    a reused ``source_id``): the row is taken over as a new order's.
+
+    ``using`` is the order's database: the push follows the commit of its transaction.
+    The mark goes to :func:`outbox_database`, the same database when the routers are
+    right (system check vo.E008).
     """
     key = str(order_pk)
     database = outbox_database()
+    order_database = using or database
     if created:
         _mark_new({key: source_id}, timezone.now(), database)
-    elif not marked_in_transaction(key, database):
+    elif not marked_in_transaction(key, order_database):
         now = timezone.now()
         if not _bump(OrderSync.objects.using(database).filter(pk=key), now):
             # An order that changed before the app was installed, or whose row is gone.
             _mark_new({key: source_id}, now, database)
-    push_after_commit(key, database)
+    push_after_commit(key, order_database)
 
 
 def _bump(rows: models.QuerySet[OrderSync], now: Any, **fields: Any) -> int:

@@ -60,7 +60,7 @@ def routed(router: type) -> override_settings:
     return override_settings(DATABASE_ROUTERS=[f"{__name__}.{router.__name__}"])
 
 
-def checkout(status: str):
+def checkout(status: str, emulator):
     """A checkout on the shop's database, as the shop writes it (atomic on its alias)."""
     from shop.models import Customer, Order, OrderItem, Product
 
@@ -69,6 +69,7 @@ def checkout(status: str):
     with transaction.atomic(using="other"):
         order = Order.objects.create(customer=customer, number="SO-1", status=status)
         OrderItem.objects.create(order=order, product=mug, quantity=2, unit_price=mug.price)
+        assert emulator.count() == 0  # nothing is pushed before the order's commit
     return order
 
 
@@ -89,7 +90,7 @@ def test_an_order_on_the_shops_database_is_marked_and_pushed_there(voucherify_em
     from shop.models import Order
 
     with routed(ShopAndOutboxOnOther):
-        order = checkout(status="paid")
+        order = checkout("paid", voucherify_emulator)
         assert voucherify_emulator.get_order(str(order.pk))["status"] == "PAID"
         assert OrderSync.objects.using("other").get(pk=str(order.pk)).state == SyncState.SYNCED
         assert not OrderSync.objects.using("default").exists()
@@ -109,7 +110,7 @@ def test_an_order_whose_router_forgets_the_outbox_is_still_pushed(
     """vo.E008 flags the configuration; the shop's saves still work and reach Voucherify
     (without the guarantee of one transaction for the order and its mark)."""
     with routed(ShopOnOther):
-        order = checkout(status="paid")
+        order = checkout("paid", voucherify_emulator)
 
         assert voucherify_emulator.get_order(str(order.pk))["status"] == "PAID"
         assert OrderSync.objects.using("default").get(pk=str(order.pk)).state == SyncState.SYNCED
