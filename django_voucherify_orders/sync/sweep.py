@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import FieldError
-from django.db import models
+from django.db import connections, models
 from django.db.models import CharField, Exists, OuterRef, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -73,23 +73,13 @@ def mark_orphans(
     now = now or timezone.now()
     mapper = get_mapper()
     database = outbox_database()
-    # The outbox keys orders by their pk as text: compare it with the pk cast to text,
-    # which is str(pk) for integer and text keys (and UUIDs on PostgreSQL).
-    has_row = OrderSync.objects.using(database).filter(
-        order_pk=Cast(OuterRef("pk"), output_field=CharField())
-    )
     window = {
         f"{mapper.date_field}__gte": now - timedelta(seconds=config.sweep_orphans_within),
         f"{mapper.date_field}__lte": now - timedelta(seconds=config.sweep_after),
     }
     try:
-        orphans = list(
-            mapper.get_queryset()
-            .using(database)
-            .filter(**window)
-            .filter(~Exists(has_row))
-            .order_by(mapper.date_field)[:limit]
-        )
+        orders = mapper.get_queryset().using(database).filter(**window)
+        orphans = _without_outbox_row(orders.order_by(mapper.date_field), database, limit)
     except FieldError as exc:
         logger.error(
             "cannot look for orders without an outbox row: %s.date_field = %r: %s",
@@ -105,6 +95,42 @@ def mark_orphans(
     with paused_sync():  # the sweep enqueues them itself, with the rest
         _mark_batch(mapper, orphans, force=False)
     return [str(order.pk) for order in orphans]
+
+
+# Primary keys whose text cast in SQL is str(pk), the outbox's key.
+_CAST_IS_STR = {
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField", "CharField", "TextField", "SlugField",
+}  # fmt: skip
+
+
+def _without_outbox_row(orders: models.QuerySet[Any], database: str, limit: int) -> list[Any]:
+    """The first ``limit`` of ``orders`` that have no outbox row."""
+    pk = orders.model._meta.pk
+    field = pk.target_field if pk.is_relation else pk  # multi-table inheritance: parent_ptr
+    kind = field.get_internal_type()
+    if kind in _CAST_IS_STR or (
+        kind == "UUIDField" and connections[database].vendor == "postgresql"
+    ):
+        # One anti-join: the outbox's text key against the order's pk cast to text.
+        has_row = OrderSync.objects.using(database).filter(
+            order_pk=Cast(OuterRef("pk"), output_field=CharField())
+        )
+        return list(orders.filter(~Exists(has_row))[:limit])
+    # Other keys (a UUID stored as 32 hex digits in SQLite...) cast to another text than
+    # str(pk): compare in Python, over the keys of the (bounded) window.
+    keys = {str(key): key for key in orders.values_list("pk", flat=True)}
+    rows = OrderSync.objects.using(database)
+    missing: list[Any] = []
+    chunk = list(keys)
+    for start in range(0, len(chunk), 2000):
+        part = chunk[start : start + 2000]
+        have = set(rows.filter(pk__in=part).values_list("pk", flat=True))
+        missing += [keys[key] for key in part if key not in have]
+        if len(missing) >= limit:
+            break
+    return list(orders.filter(pk__in=missing[:limit]))
 
 
 def prune_attempts(batch_size: int = 1000) -> int:

@@ -28,11 +28,22 @@ class ProcessKilled(BaseException):
     """The worker process dies (SIGKILL, OOM) between the commit and post_save."""
 
 
+@pytest.fixture(params=["anti-join", "compared in Python"])
+def lookup(request):
+    """Integer and text keys are found by one SQL anti-join; others (a UUID in SQLite,
+    whose text in SQL is not str(pk)) are compared in Python."""
+    if request.param == "anti-join":
+        yield
+        return
+    with mock.patch("django_voucherify_orders.sync.sweep._CAST_IS_STR", frozenset()):
+        yield
+
+
 def after_grace(moment):
     return moment + timedelta(seconds=get_settings().sweep_after + 1)
 
 
-def test_an_order_created_in_autocommit_by_a_process_that_died_is_swept(shop, emulator):
+def test_an_order_created_in_autocommit_by_a_process_that_died_is_swept(shop, emulator, lookup):
     from shop.models import Order
 
     dies = mock.patch("django_voucherify_orders.sync.marks.mark_changed", side_effect=ProcessKilled)
@@ -48,7 +59,7 @@ def test_an_order_created_in_autocommit_by_a_process_that_died_is_swept(shop, em
     assert OrderSync.objects.get(pk=str(order.pk)).state == SyncState.SYNCED
 
 
-def test_the_sweep_marks_only_orphans_within_the_window(shop, emulator):
+def test_the_sweep_marks_only_orphans_within_the_window(shop, emulator, lookup):
     from shop.models import Order
 
     now = timezone.now()
