@@ -9,6 +9,7 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.E005  ORDER_MODEL is not an installed model
 - vo.E006  MAPPER cannot be imported or is not an OrderMapper subclass
 - vo.E007  a TRIGGERS entry names no installed model, or no foreign key to the order model
+- vo.E008  the routers put the outbox in another database than the order model
 - vo.W001  API_URL is plain http to a host other than this machine
 - vo.W002  LOG_HTTP_BODIES is on while DEBUG is False
 - vo.W003  MAX_ATTEMPTS fails orders long before RETRY_FOR (a short outage loses changes)
@@ -122,6 +123,8 @@ def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
                 id="vo.E006",
             )
         )
+    if order_model is not None:
+        messages.extend(check_outbox_database(order_model))
     for label, field_name in config.triggers.items():
         problem = _trigger_problem(apps, label, field_name, order_model)
         if problem:
@@ -134,6 +137,47 @@ def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+def check_outbox_database(order_model: Any, routers: Any = None) -> list[CheckMessage]:
+    """vo.E008: the outbox row is written in the order's transaction, so both must be in
+    one database, and the pushes must read the outbox where it is written.
+
+    ``routers`` is a ``django.db.router``-like object (default: Django's, built from
+    ``DATABASE_ROUTERS``)."""
+    from django.db import router as default_router
+
+    from .models import OrderSync
+
+    routers = routers or default_router
+    orders_db = routers.db_for_write(order_model)
+    outbox_db = routers.db_for_write(OrderSync)
+    outbox_read_db = routers.db_for_read(OrderSync)
+    problems = []
+    if outbox_db != orders_db:
+        problems.append(
+            f"the outbox is written to database {outbox_db!r} and "
+            f"{order_model._meta.label} to {orders_db!r}: an order and its outbox row "
+            "would not be saved in one transaction, and a crash between the two loses "
+            "the change"
+        )
+    if outbox_read_db != outbox_db:
+        problems.append(
+            f"the outbox is read from database {outbox_read_db!r} but written to "
+            f"{outbox_db!r}: pushes would not see the orders marked changed"
+        )
+    if not problems and not routers.allow_migrate_model(outbox_db, OrderSync):
+        problems.append(f"the routers do not let the outbox's tables be created in {outbox_db!r}")
+    return [
+        Error(
+            f"{SETTING}: {problem}.",
+            hint=f"In your DATABASE_ROUTERS, route the app label "
+            f'"{OrderSync._meta.app_label}" like "{order_model._meta.app_label}" '
+            f"(db_for_read, db_for_write and allow_migrate all answer {orders_db!r}).",
+            id="vo.E008",
+        )
+        for problem in problems
+    ]
 
 
 def _trigger_problem(apps: Any, label: str, field_name: str, order_model: Any) -> str | None:

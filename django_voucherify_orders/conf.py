@@ -70,6 +70,7 @@ EXAMPLE_LINES: dict[str, str] = {
     "PUSH_DELAY": '"PUSH_DELAY": 0.5,  # seconds to wait so a burst of saves is one push',
     "LEASE_SECONDS": '"LEASE_SECONDS": 120,',
     "SWEEP_AFTER": '"SWEEP_AFTER": 60,  # seconds before a pending order is re-enqueued',
+    "SWEEP_ORPHANS_WITHIN": '"SWEEP_ORPHANS_WITHIN": 86400,  # seconds; 0: never look',
     "ATTEMPT_RETENTION_DAYS": '"ATTEMPT_RETENTION_DAYS": 14,',
     "CELERY_QUEUE": '"CELERY_QUEUE": "voucherify",  # or None for the default queue',
 }
@@ -125,6 +126,9 @@ class VoucherifyOrdersSettings(BaseModel):
     push_delay: float = Field(0.5, alias="PUSH_DELAY", ge=0)
     lease_seconds: float = Field(120.0, alias="LEASE_SECONDS", gt=0)
     sweep_after: float = Field(60.0, alias="SWEEP_AFTER", gt=0)
+    # How far back (by the mapper's date_field) the sweep looks for orders with no outbox
+    # row at all: saved in autocommit by a process that died before its post_save.
+    sweep_orphans_within: float = Field(86400.0, alias="SWEEP_ORPHANS_WITHIN", ge=0)
     attempt_retention_days: int = Field(14, alias="ATTEMPT_RETENTION_DAYS", ge=0)
     celery_queue: str | None = Field(None, alias="CELERY_QUEUE")
 

@@ -62,6 +62,11 @@ def _database(url: str) -> dict:
 
 
 DATABASES = {"default": _database(os.environ.get("DATABASE_URL", ""))}
+# A second database for the router tests (tests/sync/test_databases.py); pytest-django
+# creates it only for the tests that ask for it (databases=[..., "other"]).
+DATABASES["other"] = {**DATABASES["default"], "NAME": f"{DATABASES['default']['NAME']}_other"}
+if DATABASES["other"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["other"]["NAME"] = ":memory:"
 
 # The credentials the emulator fixtures expect (see the voucherify_emulator fixture).
 VOUCHERIFY_ORDERS = {

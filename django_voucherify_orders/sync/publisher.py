@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import logging
 import os
 import queue
@@ -30,6 +29,7 @@ __all__ = [
     "enqueue_push",
     "enqueue_pushes",
     "live_sync_enabled",
+    "marked_in_transaction",
     "paused_sync",
     "push_after_commit",
 ]
@@ -68,28 +68,85 @@ def live_sync_enabled(config: VoucherifyOrdersSettings | None = None) -> bool:
 
 
 def push_after_commit(key: str, using: str) -> None:
-    """Push ``key`` once after the current transaction commits, however often it changes.
+    """Record that ``key`` was marked in the current transaction of ``using`` and push it
+    once after commit, however often it changes (outside a transaction: push it now).
 
-    One on_commit callback per transaction carries the set of changed orders. Django
-    drops a callback registered inside a savepoint that is rolled back, so the callback
-    is looked for in the connection's list (one entry to find, not one per order).
+    The bookkeeping lives in the on_commit callbacks themselves, one per savepoint level,
+    each carrying the orders marked at its level. Django drops the callbacks registered
+    inside a savepoint that is rolled back, just as the database undoes the marks made
+    there: so an order counts as marked while a live callback carries it, and
+    :func:`marked_in_transaction` lets the marks skip a second write of the same row.
     """
-    if not live_sync_enabled():
-        return
+    publish = live_sync_enabled()
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        _publish([key])
+        if publish:
+            _publish([key])
         return
-    pending = connection.__dict__.get("_voucherify_pending")
-    if pending is None or not any(entry[1] is pending for entry in connection.run_on_commit):
-        pending = functools.partial(_publish_after_commit, set())
-        connection.__dict__["_voucherify_pending"] = pending
-        transaction.on_commit(pending, using=using)
-    pending.args[0].add(key)
+    callbacks = _live_callbacks(connection)
+    level = _savepoint_level(connection)
+    current = next(
+        (each for each in reversed(callbacks) if each.level == level and not each.spent), None
+    )
+    if current is None:
+        current = _MarkedAtLevel(level)
+        transaction.on_commit(current, using=using)
+        callbacks.append(current)
+    current.keys.add(key)
+    if publish and not any(key in callback.to_push for callback in callbacks):
+        current.to_push.add(key)
 
 
-def _publish_after_commit(keys: set[str]) -> None:
-    _publish(sorted(keys))
+def marked_in_transaction(key: str, using: str) -> bool:
+    """Whether ``key``'s outbox row was already written in the current transaction of
+    ``using`` (and not undone by a savepoint rollback). Always False in autocommit."""
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return False
+    return any(key in callback.keys for callback in _live_callbacks(connection))
+
+
+class _MarkedAtLevel:
+    """The on_commit callback of one savepoint level: the orders marked at that level,
+    and those among them to push after commit (not those marked in ``paused_sync``)."""
+
+    __slots__ = ("keys", "level", "spent", "to_push")
+
+    def __init__(self, level: tuple[str, ...]) -> None:
+        self.level = level
+        self.keys: set[str] = set()
+        self.to_push: set[str] = set()
+        self.spent = False
+
+    def __call__(self) -> None:
+        to_push, self.keys, self.to_push = self.to_push, set(), set()
+        # Run without a commit (TestCase's captureOnCommitCallbacks(execute=True) leaves
+        # it in the list): later marks in this "transaction" are new ones.
+        self.spent = True
+        if to_push:
+            _publish(sorted(to_push))
+
+
+def _savepoint_level(connection: Any) -> tuple[str, ...]:
+    # atomic(savepoint=False) blocks add None: they share their enclosing level.
+    return tuple(sid for sid in connection.savepoint_ids if sid)
+
+
+def _live_callbacks(connection: Any) -> list[_MarkedAtLevel]:
+    """This transaction's live callbacks, oldest first.
+
+    Django only appends to ``connection.run_on_commit`` in place; a savepoint rollback,
+    a commit or a rollback replace the list. So the callbacks found in one list stay
+    valid while the list is the same object: one scan per replacement, not per save.
+    """
+    run_on_commit = connection.run_on_commit
+    cached = connection.__dict__.get("_voucherify_marks")
+    if cached is None or cached[0] is not run_on_commit:
+        live = [entry[1] for entry in run_on_commit if isinstance(entry[1], _MarkedAtLevel)]
+        cached = (run_on_commit, live)
+        connection.__dict__["_voucherify_marks"] = cached
+    callbacks: list[_MarkedAtLevel] = cached[1]
+    return callbacks
 
 
 def _publish(keys: list[str]) -> None:
