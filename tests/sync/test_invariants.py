@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -87,9 +88,15 @@ def test_the_sweep_delivers_a_push_that_died_with_its_worker(shop, emulator):
 
 def test_the_sweep_leaves_fresh_and_leased_rows_alone(shop, emulator):
     with paused_sync():
-        shop.order()
+        order = shop.order()
     assert due_for_push().count() == 0  # younger than SWEEP_AFTER: its push may be queued
     assert due_for_push(grace=0).count() == 1
+
+    now = after_sweep_grace()
+    OrderSync.objects.filter(pk=str(order.pk)).update(
+        lease_until=now + timedelta(minutes=5), lease_token="a-worker"
+    )
+    assert due_for_push(now).count() == 0  # a worker is pushing it
 
 
 # 2. No phantom change ---------------------------------------------------------------------
