@@ -1,0 +1,109 @@
+"""RATE_LIMIT across real processes: two processes take slots of the same SharedRateLimiter
+through the Redis-backed Django cache, and together they never exceed the limit.
+
+Each process records the limiter-clock time of every call it was admitted for; the union
+of both must never hold more than the limit in any window of the period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, wait_until
+
+pytestmark = pytest.mark.integration
+
+LIMIT, PERIOD = 5, 1.0  # "5/s": low, so a few seconds hold many windows
+RUN_SECONDS = 3.0
+
+# One contender: set up Django, say "ready", wait for "go", then take every slot it can
+# until the deadline. Admitted times are the limiter's own clock readings.
+CONTENDER = textwrap.dedent(
+    """
+    import json, sys, time
+
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+
+    from django_voucherify_orders.conf import RateLimit
+    from django_voucherify_orders.sync.limiter import SharedRateLimiter
+
+    limit, period, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+    last_reading = [0.0]
+
+    def clock():  # try_acquire reads it once: the time the call is admitted at
+        last_reading[0] = time.time()
+        return last_reading[0]
+
+    limiter = SharedRateLimiter(RateLimit(limit, period), cache=cache, clock=clock)
+    cache.get("warm-up")  # connect to Redis before the start
+    print("ready", flush=True)
+    stop_at = float(sys.stdin.readline())
+    admitted = []
+    while time.time() < stop_at:
+        wait = limiter.try_acquire()
+        if wait == 0:
+            admitted.append(last_reading[0])
+        else:
+            time.sleep(min(wait, 0.01))  # poll often: the two contend for each slot
+    with open(out, "w") as f:
+        json.dump(admitted, f)
+    """
+)
+
+
+def test_two_processes_never_exceed_the_limit_together(integration_run, tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.integration.settings",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        # This test's own cache keys (under the run's prefix: deleted at the end of the run).
+        "VO_IT_PREFIX": f"{integration_run.prefix}-limiter-{uuid.uuid4().hex[:8]}",
+    }
+    env.pop("PYTEST_CURRENT_TEST", None)
+    outputs = [tmp_path / f"admitted-{n}.json" for n in (1, 2)]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    command = [sys.executable, "-c", CONTENDER, str(LIMIT), str(PERIOD)]
+    processes = [
+        subprocess.Popen([*command, str(out)], cwd=ROOT, env=env, text=True, **pipes)
+        for out in outputs
+    ]
+    try:
+        for process in processes:
+            line = process.stdout.readline()  # bounded by the test's timeout
+            assert line.strip() == "ready", process.stderr.read()
+        stop_at = time.time() + RUN_SECONDS
+        for process in processes:
+            process.stdin.write(f"{stop_at}\n")
+            process.stdin.flush()
+        wait_until(
+            lambda: all(p.poll() is not None for p in processes),
+            RUN_SECONDS + 30,
+            lambda: "the contenders did not finish",
+        )
+        for process in processes:
+            assert process.returncode == 0, process.stderr.read()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    each = [json.loads(Path(out).read_text()) for out in outputs]
+    admitted = sorted(t for times in each for t in times)
+    busiest = max(sum(1 for t in admitted if start <= t < start + PERIOD) for start in admitted)
+    assert busiest <= LIMIT, f"{busiest} calls in one {PERIOD:g} s window: {admitted}"
+    # The limit is used, and shared: neither process starves the other out completely.
+    assert len(admitted) >= LIMIT * (RUN_SECONDS - 1), admitted
+    assert all(each), [len(times) for times in each]
