@@ -107,3 +107,34 @@ def test_two_processes_never_exceed_the_limit_together(integration_run, tmp_path
     # The limit is used, and shared: neither process starves the other out completely.
     assert len(admitted) >= LIMIT * (RUN_SECONDS - 1), admitted
     assert all(each), [len(times) for times in each]
+
+
+def test_two_workers_pushing_a_backlog_obey_rate_limit_together(harness, shop):
+    """The engine's own limiter, end to end: Voucherify never sees more than RATE_LIMIT
+    writes in any second while two workers push a backlog between them."""
+    from django_voucherify_orders import paused_sync
+    from django_voucherify_orders.sync import enqueue_pushes
+
+    from .conftest import assert_remote_is_local, writes
+
+    harness.configure(RATE_LIMIT=f"{LIMIT}/s")
+    workers = harness.start_workers(2)
+    with paused_sync():
+        orders = [shop.order(status="paid") for _ in range(16)]
+    keys = [str(order.pk) for order in orders]
+    for start in range(0, len(keys), 2):  # small tasks, so both workers get some
+        enqueue_pushes(keys[start : start + 2], countdown=0)
+
+    harness.wait_synced(orders, timeout=60)
+
+    assert_remote_is_local(harness.emulator, orders)
+    sent = [
+        at
+        for record, at in harness.emulator.request_log()
+        if record.method in ("POST", "PUT") and record.path.startswith("/v1/orders")
+    ]
+    assert len(sent) == writes(harness.emulator) == 16
+    busiest = max(sum(1 for t in sent if start <= t < start + PERIOD) for start in sent)
+    assert busiest <= LIMIT, f"{busiest} writes in one {PERIOD:g} s window: {sorted(sent)}"
+    for worker in workers:  # the limit was shared, not obeyed by one worker alone
+        assert "django_voucherify_orders.push_orders" in worker.output(tail=500), worker.name
