@@ -1,8 +1,10 @@
-"""RATE_LIMIT across real processes: two processes take slots of the same SharedRateLimiter
-through the Redis-backed Django cache, and together they never exceed the limit.
+"""The shared rate limiter across real processes, over the Redis-backed Django cache:
+two processes taking slots of one SharedRateLimiter never exceed the limit together; two
+Celery workers pushing a backlog keep Voucherify under RATE_LIMIT; a 429 one worker sees
+pauses the other one too.
 
-Each process records the limiter-clock time of every call it was admitted for; the union
-of both must never hold more than the limit in any window of the period.
+Admitted times are the limiter's own clock readings; Voucherify's are the emulator's
+arrival times.
 """
 
 from __future__ import annotations
@@ -138,3 +140,34 @@ def test_two_workers_pushing_a_backlog_obey_rate_limit_together(harness, shop):
     assert busiest <= LIMIT, f"{busiest} writes in one {PERIOD:g} s window: {sorted(sent)}"
     for worker in workers:  # the limit was shared, not obeyed by one worker alone
         assert "django_voucherify_orders.push_orders" in worker.output(tail=500), worker.name
+
+
+def test_a_429_seen_by_one_worker_pauses_both(harness, shop):
+    """Voucherify answers one push with 429 and Retry-After: 3. Until then, no worker
+    sends anything, although the other one never saw that answer itself."""
+    from django_voucherify_orders import paused_sync
+    from django_voucherify_orders.sync import enqueue_pushes
+
+    from .conftest import assert_remote_is_local
+
+    emu = harness.emulator
+    retry_after = 3
+    harness.start_workers(2)
+    with paused_sync():
+        orders = [shop.order(status="paid") for _ in range(6)]
+    keys = [str(order.pk) for order in orders]
+    emu.faults.retry_after = retry_after
+    emu.faults.script([429])
+
+    enqueue_pushes(keys[:1], countdown=0)
+    wait_until(lambda: any(record.status == 429 for record in emu.requests), 30, harness.describe)
+    for key in keys[1:]:  # one task each: both workers take some
+        enqueue_pushes([key], countdown=0)
+    harness.wait_synced(orders, timeout=60)
+
+    assert_remote_is_local(emu, orders)
+    log = emu.request_log()
+    [refused_at] = [at for record, at in log if record.status == 429]
+    too_soon = [(record, at - refused_at) for record, at in log if refused_at < at]
+    too_soon = [(record, round(after, 3)) for record, after in too_soon if after < retry_after]
+    assert too_soon == [], f"sent before Voucherify's {retry_after} s were up"
