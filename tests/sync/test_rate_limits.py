@@ -125,12 +125,12 @@ def test_a_429_retries_no_sooner_than_voucherify_asked(
     row = OrderSync.objects.get(pk=str(order.pk))
     assert row.state == SyncState.PENDING and row.attempts == 1
     assert row.last_error_status == 429
-    # X-Rate-Limit-Retry is a whole epoch second: up to a second less than WAIT is left.
+    # X-Rate-Limit-Retry is a whole epoch second: it may say up to a second more or less.
     assert started + timedelta(seconds=WAIT - 1) <= row.next_attempt_at
-    assert row.next_attempt_at <= timezone.now() + timedelta(seconds=WAIT + 1)
+    assert row.next_attempt_at <= timezone.now() + timedelta(seconds=WAIT + 2)
     [(batch, countdown)] = broker
     assert batch == [str(order.pk)]
-    assert WAIT - 1 <= countdown <= WAIT + 1
+    assert WAIT - 1 <= countdown <= WAIT + 2
     # The sweep leaves it alone until then, too.
     due = due_for_push(row.next_attempt_at - timedelta(seconds=1), grace=0)
     assert not due.filter(pk=row.pk).exists()
@@ -157,7 +157,7 @@ def test_a_429_pauses_every_other_worker_until_voucherify_says(
         assert row.lease_token == ""  # free for whoever pushes it next
     (batch, countdown) = broker[-1]
     assert batch == [second, third]
-    assert WAIT - 2 <= countdown <= WAIT + 1
+    assert WAIT - 2 <= countdown <= WAIT + 2
 
 
 def test_a_batch_stops_at_a_429_and_requeues_the_rest_after_the_wait(
@@ -172,7 +172,7 @@ def test_a_batch_stops_at_a_429_and_requeues_the_rest_after_the_wait(
     assert emulator.count() == 1
     queued = {key: countdown for batch, countdown in broker for key in batch}
     assert set(queued) == {first, second, third}
-    assert all(WAIT - 2 <= countdown <= WAIT + 1 for countdown in queued.values()), queued
+    assert all(WAIT - 2 <= countdown <= WAIT + 2 for countdown in queued.values()), queued
 
 
 # The backoff of other transient failures -------------------------------------------------
