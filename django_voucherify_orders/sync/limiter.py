@@ -4,7 +4,8 @@
 in each calendar minute. Calls are counted in 60 buckets of a sixtieth of the period;
 a call is admitted when the buckets covering the last period, plus a margin of at least
 a quarter of a second (network jitter moves a call's arrival by that much), hold at most
-the limit. The count is
+the limit. The same margin is counted ahead of the call's own bucket: a worker that read
+its clock just before another may write its count just after it. The count is
 incremented before it is read, so two workers racing for the last slot can both be
 refused, never both admitted.
 
@@ -62,7 +63,9 @@ class SharedRateLimiter:
             self.cache.set(key, 1, timeout=int(self.limit.period * 2 + 1))
         prefix = key.rsplit(":", 1)[0]
         margin = max(1, math.ceil(MARGIN / width))
-        window = [f"{prefix}:{i}" for i in range(index - BUCKETS - margin + 1, index + 1)]
+        # The margin ahead too: another worker's clock reading may be a little later than
+        # ours (its call in the next bucket) while its count reached the cache first.
+        window = [f"{prefix}:{i}" for i in range(index - BUCKETS - margin + 1, index + margin + 1)]
         if sum(self.cache.get_many(window).values()) <= self.limit.count:
             return 0.0
         self.cache.decr(key)

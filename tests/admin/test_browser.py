@@ -94,6 +94,9 @@ def test_the_admin_in_a_browser(live_server, shop_in_voucherify, monkeypatch):
     # reads below are plain synchronous code all the same.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for stale in SCREENSHOTS.glob("*.png"):  # the checks below must see this run's files
+        stale.unlink()
+    taken: list[str] = []
     emulator = shop_in_voucherify["emulator"]
     pending = shop_in_voucherify["pending"]
     changed = shop_in_voucherify["pushed"][0]
@@ -107,6 +110,7 @@ def test_the_admin_in_a_browser(live_server, shop_in_voucherify, monkeypatch):
 
             def shot(name: str, *, full: bool = True) -> None:
                 page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full)
+                taken.append(f"{name}.png")
 
             # Log in.
             page.goto(f"{base}/admin/login/?next=/admin/voucherify_orders/ordersync/")
@@ -202,5 +206,5 @@ def test_the_admin_in_a_browser(live_server, shop_in_voucherify, monkeypatch):
             browser.close()
 
     names = sorted(p.name for p in SCREENSHOTS.glob("*.png"))
-    assert "06-health.png" in names and len(names) >= 10
+    assert names == sorted(taken) and len(names) == 10
     assert os.path.getsize(SCREENSHOTS / "06-health.png") > 10_000

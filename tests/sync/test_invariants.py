@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -87,9 +88,15 @@ def test_the_sweep_delivers_a_push_that_died_with_its_worker(shop, emulator):
 
 def test_the_sweep_leaves_fresh_and_leased_rows_alone(shop, emulator):
     with paused_sync():
-        shop.order()
+        order = shop.order()
     assert due_for_push().count() == 0  # younger than SWEEP_AFTER: its push may be queued
     assert due_for_push(grace=0).count() == 1
+
+    now = after_sweep_grace()
+    OrderSync.objects.filter(pk=str(order.pk)).update(
+        lease_until=now + timedelta(minutes=5), lease_token="a-worker"
+    )
+    assert due_for_push(now).count() == 0  # a worker is pushing it
 
 
 # 2. No phantom change ---------------------------------------------------------------------
@@ -364,31 +371,45 @@ def test_the_secret_key_is_in_no_log_attempt_row_or_error(shop, emulator, caplog
 # 7. The request path stays fast --------------------------------------------------------------
 
 
-def test_saving_an_order_costs_at_most_two_extra_queries_and_no_http(shop, emulator):
+def test_saving_an_order_costs_at_most_two_extra_queries_and_no_http(shop, emulator, monkeypatch):
+    """Live sync on, as in production (a broker, not eager): the save hands the order to
+    the publisher thread and returns; the push happens in a worker."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from django_voucherify_orders.sync import receivers
+    from django_voucherify_orders.sync import publisher, receivers
 
-    order = shop.order(status="new")
-
-    def queries_for_a_save() -> int:
-        order.note += "."
-        with CaptureQueriesContext(connection) as captured, paused_sync():
-            order.save()
-        return len(captured)
-
-    with_app = queries_for_a_save()
-    receivers.disconnect()
+    sent: list[list[str]] = []
+    monkeypatch.setattr(publisher, "_send_task", lambda task, batch, *args: sent.append(batch))
+    conf = push_orders.app.conf
+    eager, conf.task_always_eager = conf.task_always_eager, False
     try:
-        without_app = queries_for_a_save()
+        order = shop.order(status="new")  # a checkout: one transaction
+        publisher.flush_publisher()
+        assert emulator.count() == 0
+        assert sent == [[str(order.pk)]]  # the change was handed on all the same
+
+        def queries_for_a_save() -> int:
+            order.note += "."
+            with CaptureQueriesContext(connection) as captured:
+                order.save()  # autocommit
+            return len(captured)
+
+        with_app = queries_for_a_save()
+        publisher.flush_publisher()
+        assert emulator.count() == 0
+        assert sent[-1] == [str(order.pk)]
+        receivers.disconnect()
+        try:
+            without_app = queries_for_a_save()
+        finally:
+            receivers.connect()
     finally:
-        receivers.connect()
-    before = emulator.count()
-    with paused_sync():
-        shop.order(status="paid")
+        conf.task_always_eager = eager
     assert with_app - without_app <= 2
-    assert emulator.count() == before
+
+    push_orders.run(sent[-1])  # what the worker does with it: the one call
+    assert remote(emulator, order)["status"] == "CREATED"
 
 
 def _settings() -> dict:
