@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, models, router, transaction
+from django.db import models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -121,8 +121,9 @@ def _mark_new(source_ids: dict[str, str | None], now: Any, database: str) -> Non
 def mark_deleted(order_pk: Any, *, using: str | None = None) -> None:
     """Record that an order was deleted. A new version, so that a push in flight (which
     read the order before the delete) does not settle the row ``synced``: its settle
-    finds the order changed, and the push after it finds the order gone."""
-    OrderSync.objects.using(using or DEFAULT_DB_ALIAS).filter(pk=str(order_pk)).update(
+    finds the order changed, and the push after it finds the order gone. (``using``, the
+    order's database, is accepted for the receivers; the mark goes to the outbox's.)"""
+    OrderSync.objects.using(outbox_database()).filter(pk=str(order_pk)).update(
         version=F("version") + 1, state=SyncState.DELETED, updated_at=timezone.now()
     )
 
