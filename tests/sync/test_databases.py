@@ -115,8 +115,9 @@ def test_an_order_whose_router_forgets_the_outbox_is_still_pushed(
         assert voucherify_emulator.get_order(str(order.pk))["status"] == "PAID"
         assert OrderSync.objects.using("default").get(pk=str(order.pk)).state == SyncState.SYNCED
 
+        key = str(order.pk)
         order.delete()  # on the shop's database; the outbox row is where the outbox is
-        assert OrderSync.objects.using("default").get(pk=str(order.pk)).state == SyncState.DELETED
+        assert OrderSync.objects.using("default").get(pk=key).state == SyncState.DELETED
 
 
 def test_the_check_says_when_the_routers_split_the_outbox_from_the_orders():
