@@ -142,7 +142,11 @@ class OrderMapper:
 
         ``model`` is ``OrderCreate`` for live pushes and ``OrderImport`` for imports.
         """
-        source_id = self.source_id(order)
+        try:
+            source_id = self.source_id(order)
+        except Exception as exc:  # user code too: a bug fails this order, never the worker
+            problem = f"{type(exc).__name__}: {_described(exc)}"
+            raise MappingError(order.pk, None, [("source_id", problem)]) from exc
         try:
             payload = self.to_voucherify(order)
             if isinstance(payload, BaseModel):
@@ -155,8 +159,12 @@ class OrderMapper:
         except InvalidField as exc:
             raise MappingError(order.pk, source_id, [(exc.field, exc.message)]) from None
         except Exception as exc:  # a bug in user code fails this order, never the worker
-            problem = (type(exc).__name__, str(exc) or repr(exc))
+            problem = (type(exc).__name__, _described(exc))
             raise MappingError(order.pk, source_id, [problem]) from exc
+
+
+def _described(exc: Exception) -> str:
+    return str(exc) or repr(exc)
 
 
 _mappers = threading.local()

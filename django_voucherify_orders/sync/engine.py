@@ -202,10 +202,6 @@ def _push_leased(
     except MappingError as exc:
         _fail(row, token, order, exc, key="invalid_local_data", message=str(exc))
         return PushResult("failed")
-    except Exception as exc:  # source_id() runs outside build()'s own guard
-        problem = MappingError(order.pk, None, [("source_id", f"{type(exc).__name__}: {exc}")])
-        _fail(row, token, order, problem, key="invalid_local_data", message=str(problem))
-        return PushResult("failed")
     source_id = payload["source_id"]
     if row.source_id != source_id and not _record_source_id(row, source_id):
         holder = OrderSync.objects.filter(source_id=source_id).values_list("pk", flat=True)
