@@ -145,8 +145,8 @@ class OrderMapper:
         try:
             source_id = self.source_id(order)
         except Exception as exc:  # user code too: a bug fails this order, never the worker
-            problem = f"{type(exc).__name__}: {_described(exc)}"
-            raise MappingError(order.pk, None, [("source_id", problem)]) from exc
+            raised = f"{type(exc).__name__}: {_described(exc)}"
+            raise MappingError(order.pk, None, [("source_id", raised)]) from exc
         try:
             payload = self.to_voucherify(order)
             if isinstance(payload, BaseModel):
