@@ -14,8 +14,9 @@ process and one database, interleaved a, b, c, a, b, c, ...:
      ``VoucherifyClient.create_order`` (one keep-alive session) against the emulator's
      HTTP door (a subprocess)
 
-Prints b/a, c/b, the extra SQL queries per save (b minus a, CaptureQueriesContext) and
-the HTTP calls the emulator saw during (b). Timings are never asserted.
+Prints b/a, c/b, the extra SQL queries per save (b minus a, CaptureQueriesContext), the
+HTTP calls the emulator saw during (b), and the queries of a 20-item checkout in one
+transaction (in all, and on the outbox table). Timings are never asserted.
 """
 
 from __future__ import annotations
@@ -157,6 +158,12 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None
             f"(c made {r['http_c']} in {r['saves_c']} saves)"
         )
         print(f"  pushes enqueued to the Redis broker by b: {r['enqueued_b']} of {r['saves_b']}")
+        a, b = r["checkout"]["a"], r["checkout"]["b"]
+        print(
+            f"  a 20-item checkout in one transaction: {b['queries']} queries with the app, "
+            f"{a['queries']} without; {b['outbox']} on the outbox table   "
+            f"target <= 2: {h.verdict(b['outbox'] <= 2)}"
+        )
 
 
 # --- child: one backend, Django configured from the environment ------------------------------
@@ -173,7 +180,7 @@ def child(args: argparse.Namespace) -> int:
     from django.db import connection, transaction
     from django.db.models.signals import post_save
     from django.test.utils import CaptureQueriesContext
-    from shop.models import Order
+    from shop.models import Order, OrderItem, Product
 
     from django_voucherify_orders.client import VoucherifyClient
     from django_voucherify_orders.mapping import get_mapper
@@ -261,12 +268,34 @@ def child(args: argparse.Namespace) -> int:
             statements[variant] = Counter(_shape(q["sql"]) for q in captured.captured_queries)
     extra_sql = sorted((statements["b"] - statements["a"]).elements())
 
+    # A checkout: a new order and 20 items in one transaction (the trigger saves must not
+    # write the outbox once each). Queries in all, and those on the outbox table.
+    checkout: dict[str, dict[str, int]] = {}
+    customer, products = orders[0].customer, list(Product.objects.order_by("pk")[:20])
+    for variant in ("a", "b"):
+        use(variant)
+        with CaptureQueriesContext(connection) as captured, transaction.atomic():
+            order = Order.objects.create(
+                customer=customer, number=f"BENCH-{variant}-{time.time_ns()}", status="new"
+            )
+            for number in range(20):
+                product = products[number % len(products)]
+                OrderItem.objects.create(
+                    order=order, product=product, quantity=1, unit_price=product.price
+                )
+        sql = [q["sql"] for q in captured.captured_queries]
+        checkout[variant] = {
+            "queries": len(sql),
+            "outbox": sum('"voucherify_orders_ordersync"' in q for q in sql),
+        }
+
     result = {f"{v}_rounds": times[v] for v in VARIANTS}
     result.update({v: [t for block in times[v] for t in block] for v in VARIANTS})
     saves = args.rounds * args.block
     result.update(
         queries_a=queries["a"], queries_b=queries["b"], extra_sql=extra_sql,
         http_b=http_b, http_c=http_c, enqueued_b=enqueued_b, saves_b=saves, saves_c=saves,
+        checkout=checkout,
     )  # fmt: skip
     args.result.write_text(json.dumps(result))
     use("b")
