@@ -7,6 +7,7 @@ day of outage takes no real time.
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import datetime, timedelta
 from html import unescape
@@ -339,3 +340,19 @@ def test_a_cache_outage_does_not_fail_a_push(shop, emulator, clock):
         assert row_of(order).state == SyncState.PENDING
         assert push(str(order.pk)).outcome == "pushed"
     assert row_of(order).state == SyncState.SYNCED
+
+
+def test_voucherify_sync_inline_says_the_pushes_are_paused_and_exits_non_zero(
+    shop, emulator, clock
+):
+    from django.core.management import CommandError, call_command
+
+    order = quiet_order(shop, status="paid")
+    emulator.secret_key = "rotated-in-the-dashboard"
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="refused the credentials"):
+        call_command("voucherify_sync", "--inline", stdout=out)
+
+    assert "1 paused" in out.getvalue()
+    assert row_of(order).state == SyncState.PENDING  # nobody's fault: not failed

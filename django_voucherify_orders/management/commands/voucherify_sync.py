@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ...models import OrderSync, SyncState
 from ...sync import due_for_push, enqueue_pushes, enqueue_sync, push_many
+from ...sync.outage import current_pause
 from ...sync.publisher import PUSH_BATCH
 
 
@@ -69,6 +70,12 @@ class Command(BaseCommand):
             )
             summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
             self.stdout.write(f"Pushed {len(due)} order(s): {summary or 'nothing to do'}.")
+            if pause := current_pause():
+                raise CommandError(
+                    f"Voucherify refused the credentials (HTTP {pause.status}) since "
+                    f"{pause.since:%Y-%m-%d %H:%M:%S %Z}: pushes are paused until they work "
+                    "again; fix APP_ID/SECRET_KEY or the key in Voucherify's dashboard"
+                )
             if outcomes.get("failed") or outcomes.get("retry"):
                 raise CommandError("some orders could not be pushed; see the admin for errors")
             return
