@@ -8,6 +8,7 @@ Unknown properties are ignored, as the real API does ("ignore unknown fields").
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .errors import ApiError, invalid_payload, invalid_query
@@ -57,6 +58,14 @@ def check_int(value: Any, path: str, minimum: int) -> None:
     # bool is a subclass of int in Python, but JSON `true` is not an integer.
     if not isinstance(value, int) or isinstance(value, bool):
         raise fail(path, "should be integer")
+    if value < minimum:
+        raise fail(path, f"cannot be lower than {minimum}")
+
+
+def check_number(value: Any, path: str, minimum: int) -> None:
+    # bool is a subclass of int; NaN/Infinity aren't JSON, but Python's parser takes them.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise fail(path, "should be number")
     if value < minimum:
         raise fail(path, f"cannot be lower than {minimum}")
 
@@ -140,22 +149,25 @@ def _validate_item(value: Any, path: str) -> None:
         check_object(item["metadata"], f"{path}.metadata")
     for key in RELATED_OBJECTS:
         if key in item:
-            check_object(item[key], f"{path}.{key}")
-    # An item must name what was bought: product_id, or source_id + related_object
-    # (maintainer reply, voucherify-nodejs-sdk #98), or sku_id / a product or sku object.
-    identified = (
-        "product_id" in item
-        or "sku_id" in item
-        or ("source_id" in item and "related_object" in item)
-        or "product" in item
-        or "sku" in item
-    )
-    if not identified:
-        raise fail(
-            path,
-            "should have product_id, sku_id, or source_id with related_object "
-            "(product or sku), or a product or sku object",
-        )
+            _validate_catalogue_object(item[key], f"{path}.{key}", key)
+    # Nothing else is required: the documents' OrderItem requires neither an identity nor a
+    # price, and the reference page imports items with only an `amount`, only `price` and
+    # `quantity`, or a product's price in `product.price`. (The rule "product_id, or
+    # source_id + related_object" was a 2019 maintainer reply, superseded by the documents.)
+
+
+def _validate_catalogue_object(value: Any, path: str, kind: str) -> None:
+    """An item's `product` or `sku`: OrderItem.product / OrderItem.sku [D-ord]."""
+    obj = check_object(value, path)
+    for key in ("id", "source_id", "name" if kind == "product" else "sku"):
+        if key in obj:
+            check_string(obj[key], f"{path}.{key}")
+    if "override" in obj and not isinstance(obj["override"], bool):
+        raise fail(f"{path}.override", "should be boolean")
+    if "price" in obj:
+        check_number(obj["price"], f"{path}.price", 0)
+    if "metadata" in obj:
+        check_object(obj["metadata"], f"{path}.metadata")
 
 
 def validate_import(body: Any) -> list[dict[str, Any]]:
