@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import date
 from typing import Any
 
 from .errors import ApiError, invalid_payload, invalid_query
@@ -22,7 +23,8 @@ MAX_IMPORT = 2000  # "There is a 2000 limit of orders per one request." [D-ord]
 _ORDER_INTS = ("amount", "initial_amount", "discount_amount")
 _ITEM_STRINGS = ("sku_id", "product_id", "source_id")
 _ITEM_AMOUNTS = ("amount", "discount_amount", "initial_amount", "price")
-_CUSTOMER_STRINGS = ("name", "description", "email", "phone", "birthdate", "birthday")
+_CUSTOMER_STRINGS = ("name", "description", "email", "phone")
+_CUSTOMER_DATES = ("birthdate", "birthday")  # format: date, YYYY-MM-DD [D-ord]
 
 
 def parse_json(body: bytes, *, empty: Any = None) -> Any:
@@ -124,10 +126,16 @@ def _validate_customer(value: Any, path: str) -> None:
     for key in _CUSTOMER_STRINGS:
         if key in customer:
             check_string(customer[key], f"{path}.{key}", nullable=True)
+    for key in _CUSTOMER_DATES:
+        if customer.get(key) is not None and not _is_full_date(customer[key]):
+            raise fail(f"{path}.{key}", 'should match format "date" (YYYY-MM-DD)')
     if "metadata" in customer:
         check_object(customer["metadata"], f"{path}.metadata")
     if customer.get("address") is not None:
-        check_object(customer["address"], f"{path}.address")
+        address = check_object(customer["address"], f"{path}.address")
+        for key in ("city", "state", "line_1", "line_2", "country", "postal_code"):
+            if key in address:
+                check_string(address[key], f"{path}.address.{key}")
 
 
 def _validate_item(value: Any, path: str) -> None:
@@ -170,11 +178,20 @@ def _validate_catalogue_object(value: Any, path: str, kind: str) -> None:
         check_object(obj["metadata"], f"{path}.metadata")
 
 
+def _is_full_date(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def validate_import(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, list):
         raise fail(".", "should be array")
-    if not body:
-        raise fail(".", "should have at least 1 item (got 0)")
+    # An empty array is allowed: the documents set no minItems.
     if len(body) > MAX_IMPORT:
         # The error for more than 2000 orders is undocumented; this one says exactly why.
         raise fail(".", f"should have at most {MAX_IMPORT} items (got {len(body)})")
