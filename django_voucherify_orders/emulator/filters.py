@@ -169,9 +169,10 @@ class Filters:
         known = name in FILTER_FIELDS or is_metadata_key(name)
         if not known or not isinstance(spec, dict):
             raise invalid_payload(BAD_FILTER_DETAILS)
-        if spec.get("conditions", {}) == {}:
+        if spec in ({}, {"conditions": {}}):
             return  # the documents require no condition: a field without one filters nothing
-        if not isinstance(spec["conditions"], dict):
+        # {"status": {"$in": [...]}} (no `conditions`) would filter nothing: refuse it (S7).
+        if not isinstance(spec.get("conditions"), dict):
             raise invalid_payload(BAD_FILTER_DETAILS)
         for op, value in spec["conditions"].items():
             if op not in _OPERATORS:

@@ -176,6 +176,7 @@ def test_s7_export_filters_the_emulator_cannot_evaluate_are_refused(api: Api) ->
         {"status": {"conditions": {"$count_more": 1}}}
     )
     assert "should be number" in export({"amount": {"conditions": {"$more_than": {}}}})
+    assert "should match either" in export({"status": {"$in": ["PAID"]}})
 
 
 def test_s8_only_orders_are_exported(api: Api) -> None:
