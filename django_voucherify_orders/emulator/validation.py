@@ -82,9 +82,33 @@ def check_date(value: Any, path: str) -> None:
         raise fail(path, "cannot be recognized as a ISO-8601 compliant date")
 
 
+def _drop_nulls(value: Any, keep: tuple[str, ...] = ()) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items() if v is not None or k in keep}
+
+
+def without_nulls(order: dict[str, Any]) -> dict[str, Any]:
+    """A null is a field not given, except where null means "none" (no upsert key, no
+    referrer, no address): the SDK's document (openapi.json) makes every request field
+    nullable, and the official SDK sends null for each field it wasn't given (L4)."""
+    out = _drop_nulls(order, keep=("source_id", "referrer_id"))
+    for key in ("customer", "referrer"):
+        if key in out:
+            out[key] = _drop_nulls(out[key], keep=("address",))
+    if isinstance(out.get("items"), list):
+        items = [_drop_nulls(item) for item in out["items"]]
+        for item in items:
+            for key in ("product", "sku"):
+                if isinstance(item, dict) and key in item:
+                    item[key] = _drop_nulls(item[key])
+        out["items"] = items
+    return out
+
+
 def validate_order(body: Any, prefix: str = "", *, allow_id: bool = True) -> dict[str, Any]:
-    """Check one order body (create, update, or one import element) and return it."""
-    order = check_object(body, prefix)
+    """Check one order body (create, update, or one import element); return it as stored."""
+    order = without_nulls(check_object(body, prefix))
     if "id" in order:
         if not allow_id:
             # PUT /v1/orders/{id}: the update body is the create body without `id` [D-ord].
@@ -195,13 +219,14 @@ def validate_import(body: Any) -> list[dict[str, Any]]:
     if len(body) > MAX_IMPORT:
         # The error for more than 2000 orders is undocumented; this one says exactly why.
         raise fail(".", f"should have at most {MAX_IMPORT} items (got {len(body)})")
+    orders = []
     for index, order in enumerate(body):
         if not isinstance(order, dict):
             raise fail(f".[{index}]", "should be object")
         # The documented import 400 names the path inside the order (".items[0]...")
         # without saying which order; we keep that form to stay faithful.
-        validate_order(order)
-    return body
+        orders.append(validate_order(order))
+    return orders
 
 
 def query_int(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:

@@ -197,3 +197,35 @@ def test_reference_page_bodies_match_the_patched_documents(operation, body):
     validate_request(
         requests.Request(method, f"http://127.0.0.1{path}", json=body, headers=headers).prepare()
     )
+
+
+# --- the official Python SDK against the HTTP door -----------------------------------------
+
+
+def test_the_official_sdk_imports_the_reference_example() -> None:
+    """The SDK sends `null` for every field it wasn't given (docs/emulator.md L4)."""
+    import voucherify  # the test extra installs it
+    from voucherify.models.orders_import_create_request_body_item import (
+        OrdersImportCreateRequestBodyItem,
+    )
+
+    emulator = Emulator(APP_ID, SECRET, rate_limit_per_minute=None)
+    for customer_id in HELD_CUSTOMERS:
+        emulator.add_customer(id=customer_id)
+    with emulator.serve() as server:
+        configuration = voucherify.Configuration(host=server.url)
+        configuration.api_key["X-App-Id"] = APP_ID
+        configuration.api_key["X-App-Token"] = SECRET
+        with voucherify.ApiClient(configuration) as api_client:
+            body = [
+                OrdersImportCreateRequestBodyItem.from_dict(order)
+                for order in BODIES["orders_import_create_request_body_item"]
+            ]
+            answer = voucherify.OrdersApi(api_client).import_orders(
+                orders_import_create_request_body_item=body
+            )
+            emulator.finish_async()
+            action = voucherify.AsyncActionsApi(api_client).get_async_action(answer.async_action_id)
+    assert action.status == "DONE"
+    assert emulator.get_order("orderImport20")["amount"] == 7800
+    assert len(emulator.orders()) == 7

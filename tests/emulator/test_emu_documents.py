@@ -209,6 +209,17 @@ def test_l3_a_new_export_has_user_id_null(api: Api) -> None:
     assert "user_id" in export and export["user_id"] is None
 
 
+def test_l4_null_is_a_field_not_given(api: Api) -> None:
+    order = _order(api, {"id": None, "source_id": "N", "amount": None, "status": None,
+                         "customer": {"id": None, "source_id": "c-1", "birthday": None},
+                         "items": [{"amount": 900, "sku_id": None, "product": None}]})  # fmt: skip
+    assert order["status"] == "CREATED" and order["amount"] == 900
+    assert order["customer_id"].startswith("cust_")
+    assert _details(api, {"items": [{"amount": "900", "sku_id": None}]}) == (
+        "Property .items[0].amount should be integer"
+    )
+
+
 def test_the_list_in_docs_emulator_md_is_closed() -> None:
     """Every entry of the list has its test here, and every such test its entry."""
     text = DOC.read_text(encoding="utf-8")
