@@ -91,6 +91,19 @@ def test_products_the_project_holds_price_items_named_by_id(emu: Emulator, api: 
     assert order["amount"] == 14000
 
 
+def test_what_the_project_holds_can_be_set_up_over_http(served: tuple[Emulator, Api]) -> None:
+    _, api = served
+    control = api.base + "/_emulator"
+    assert api.post(f"{control}/products", json={"id": "prod_h", "price": 250}).json()["id"] == (
+        "prod_h"
+    )
+    api.post(f"{control}/customers", json={"id": "cust_h"}).raise_for_status()
+    assert api.post(f"{control}/skus", json=["not", "fields"]).status_code == 400
+    order = _order(api, {"customer": {"id": "cust_h"},
+                         "items": [{"product_id": "prod_h", "quantity": 4}]})  # fmt: skip
+    assert order["amount"] == 1000 and order["customer_id"] == "cust_h"
+
+
 def test_order_amount_is_the_sum_of_the_items_that_have_one(api: Api) -> None:
     order = _order(
         api, {"items": [{"amount": 900}, {"price": 300, "quantity": 2}, {"quantity": 1}]}
