@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ DEFAULT_API_URL = "https://api.voucherify.io"
 MAX_IMPORT_ORDERS = 2000  # "There is a 2000 limit of orders per one request."
 MAX_PAGE = 100  # ParameterPage maximum: list endpoints can't page past 100 x 100 orders
 DOWNLOAD_CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+AUTH_HEADER_NAMES = ("X-App-Id", "X-App-Token")
+# Voucherify's regional API hosts and the download host the documents pair with each [api-ov].
+_REGION_API_HOST = re.compile(r"(?:(?P<region>[a-z0-9-]+)\.)?api\.voucherify\.io")
 
 Model = TypeVar("Model", bound=BaseModel)
 Job = TypeVar("Job", AsyncAction, Export)
@@ -112,6 +117,7 @@ class VoucherifyClient:
         self._secret_key = secret_key
         self._sleep = sleep
         self._clock = clock
+        self._trusted_origins = _trusted_origins(self.api_url)
         self._session = session or requests.Session()
         self._session.headers.update(
             {
@@ -247,9 +253,9 @@ class VoucherifyClient:
     ) -> int:
         """Stream a finished export's CSV into ``fileobj`` chunk by chunk; returns bytes written.
 
-        ``export`` is a DONE export or its ``result.url``. Credentials are sent only
-        to Voucherify's own hosts (or the configured API host), never to any other
-        host a URL might point at.
+        ``export`` is a DONE export or its ``result.url``. Credentials are sent only to
+        the configured API host and its region's download host, never to any other host
+        a URL (or a redirect) might point at.
         """
         url = export if isinstance(export, str) else _export_url(export)
         headers = self._auth_headers() if self._trusted(url) else {}
@@ -337,10 +343,10 @@ class VoucherifyClient:
         return {"X-App-Id": self.app_id, "X-App-Token": self._secret_key}
 
     def _trusted(self, url: str) -> bool:
-        host = urlsplit(url).hostname or ""
-        return host == urlsplit(self.api_url).hostname or (
-            urlsplit(url).scheme == "https" and host.endswith(".voucherify.io")
-        )
+        """Whether ``url`` may receive the credentials: same scheme, host and port as the
+        configured API URL, or its region's download host (the documents say to download
+        "together with authentication headers")."""
+        return _origin(url) in self._trusted_origins
 
     def _call(
         self,
@@ -426,15 +432,7 @@ class VoucherifyClient:
         if self.log_bodies:
             _log_request(method, path, params, json)
         try:
-            response = self._session.request(
-                method,
-                url,
-                headers=headers,
-                json=json,
-                params=params,
-                timeout=self.timeout,
-                stream=stream,
-            )
+            response = self._request(method, url, headers, json, params, stream)
         except requests.RequestException as exc:
             error = VoucherifyTransportError(method, path, exc, sent=_may_have_been_sent(exc))
             self._report(method, path, None, started, RateLimitInfo(), str(error), "")
@@ -452,6 +450,41 @@ class VoucherifyClient:
             raise api_error
         excerpt = "" if stream else body_excerpt(response)
         self._report(method, path, response.status_code, started, rate_limit, None, excerpt)
+        return response
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        json: Any,
+        params: Mapping[str, Any] | None,
+        stream: bool,
+    ) -> requests.Response:
+        """One request, following redirects by hand: ``requests`` strips only
+        ``Authorization`` when a redirect leaves the host, so it would hand X-App-Id and
+        X-App-Token to whatever host a 3xx names. Once a hop leaves Voucherify's hosts
+        the credentials are gone for good, even if a later hop comes back."""
+        response = self._session.request(
+            method, url, headers=headers, json=json, params=params,
+            timeout=self.timeout, stream=stream, allow_redirects=False,
+        )  # fmt: skip
+        for _ in range(MAX_REDIRECTS):
+            following = response.next  # the redirect as requests would send it, or None
+            if following is None:
+                return response
+            if not self._trusted(following.url or ""):
+                for name in AUTH_HEADER_NAMES:
+                    following.headers.pop(name, None)
+            response.close()
+            response = self._session.send(
+                following, timeout=self.timeout, stream=stream, allow_redirects=False
+            )
+        if response.next is not None:
+            response.close()
+            raise requests.TooManyRedirects(
+                f"more than {MAX_REDIRECTS} redirects", response=response
+            )
         return response
 
     def _report(
@@ -528,6 +561,33 @@ def _export_url(export: Export) -> str:
     if export.status != "DONE" or export.result is None:
         raise ValueError(f"export {export.id} is {export.status}, not DONE: nothing to download")
     return export.result.url
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: matches nothing
+        return scheme, "", -1
+    return scheme, (parts.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme)
+
+
+def _trusted_origins(api_url: str) -> frozenset[tuple[str, str, int | None]]:
+    api = _origin(api_url)
+    origins = {api}
+    scheme, host, port = api
+    match = _REGION_API_HOST.fullmatch(host)
+    if match is not None and scheme == "https":
+        region = match.group("region")
+        origins.add(
+            (
+                scheme,
+                f"{region}.download.voucherify.io" if region else "download.voucherify.io",
+                port,
+            )
+        )
+    return frozenset(origins)
 
 
 def _may_have_been_sent(exc: requests.RequestException) -> bool:

@@ -19,11 +19,11 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 __all__ = [
@@ -62,6 +62,11 @@ MAX_ORDER_ITEMS = 500
 # Minor units: never negative, always a JSON integer (20000.0 and True are rejected).
 Amount = Annotated[StrictInt, Field(ge=0)]
 Quantity = Annotated[StrictInt, Field(ge=1)]
+# A product's or SKU's price is a JSON number in the documents (an item's price is an
+# integer): an int stays an int on the wire; text, booleans and NaN are refused.
+CataloguePrice = (
+    Annotated[StrictInt, Field(ge=0)] | Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
+)
 Metadata = dict[str, Any]
 
 
@@ -112,7 +117,7 @@ class ProductInput(_Request):
     source_id: StrictStr | None = None
     override: StrictBool | None = None
     name: StrictStr | None = None
-    price: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    price: CataloguePrice | None = None
     metadata: Metadata | None = None
 
     _metadata = field_validator("metadata")(_check_metadata)
@@ -123,14 +128,20 @@ class SkuInput(_Request):
     source_id: StrictStr | None = None
     override: StrictBool | None = None
     sku: StrictStr | None = None
-    price: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    price: CataloguePrice | None = None
     metadata: Metadata | None = None
 
     _metadata = field_validator("metadata")(_check_metadata)
 
 
 class OrderItemInput(_Request):
-    """One order line. It must say what was sold: a product or SKU id, or a source id."""
+    """One order line. Nothing is required, as in the documents' ``OrderItem``.
+
+    An item may name a product or SKU (by Voucherify id, or ``source_id`` with
+    ``related_object``), carry its price in ``price``, ``product.price`` or ``sku.price``,
+    give only an ``amount``, or none of these for a product Voucherify already holds:
+    Voucherify computes ``amount`` (price x quantity) where it can.
+    """
 
     sku_id: StrictStr | None = None
     product_id: StrictStr | None = None
@@ -148,17 +159,6 @@ class OrderItemInput(_Request):
     metadata: Metadata | None = None
 
     _metadata = field_validator("metadata")(_check_metadata)
-
-    @model_validator(mode="after")
-    def _identifies_what_was_sold(self) -> OrderItemInput:
-        if self.source_id is not None and self.related_object is None:
-            raise ValueError("an item with source_id needs related_object ('product' or 'sku')")
-        if not (self.product_id or self.sku_id or self.source_id or self.product or self.sku):
-            raise ValueError("an item needs product_id, sku_id, or source_id with related_object")
-        if self.price is None and self.amount is None:
-            # Voucherify computes order totals from item amounts (price x quantity).
-            raise ValueError("an item needs a price (or an amount)")
-        return self
 
 
 class CustomerAddress(_Request):
@@ -180,6 +180,7 @@ class CustomerInput(_Request):
     email: StrictStr | None = None
     phone: StrictStr | None = None
     birthdate: date | None = None
+    birthday: date | None = None  # deprecated in the documents for birthdate; still accepted
     address: CustomerAddress | None = None
     metadata: Metadata | None = None
 
@@ -219,18 +220,12 @@ class OrderImport(_OrderFields):
 
     ``created_at`` is not in the current documentation's import schema (imported
     orders get the import time), but the official SDK still sends it; it is kept
-    optional here and left out when unset.
+    optional here and left out when unset. ``source_id`` is optional, as documented;
+    the mapper always sets it, so the shop's imports can be matched again.
     """
 
     id: StrictStr | None = None
     created_at: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _needs_source_id(self) -> OrderImport:
-        # Without a source_id an imported order can't be matched to the shop's order again.
-        if not self.source_id:
-            raise ValueError("source_id is required for imported orders")
-        return self
 
 
 def _is_export_field(name: str) -> bool:

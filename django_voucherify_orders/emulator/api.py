@@ -30,6 +30,7 @@ EXPORTED_OBJECTS = (
     "publication",
     "order",
     "points_expiration",
+    "voucher_transactions",
 )
 
 

@@ -201,6 +201,21 @@ class Emulator:
         view = self._state.get_order(id_or_source_id)
         return None if view is None else copy.deepcopy(view)
 
+    # What the project holds before the test starts: orders may name these by Voucherify id
+    # (an unknown customer id is a 404; an unknown product id only leaves the item unpriced).
+
+    def add_customer(self, **fields: Any) -> dict[str, Any]:
+        """Store a customer (``id``, ``source_id``, ``name``...); returns it."""
+        return self._state.add_customer(fields)
+
+    def add_product(self, **fields: Any) -> dict[str, Any]:
+        """Store a product (``id``, ``source_id``, ``name``, ``price``, ``metadata``)."""
+        return self._state.add_product(fields)
+
+    def add_sku(self, **fields: Any) -> dict[str, Any]:
+        """Store a SKU (``id``, ``source_id``, ``sku``, ``price``, ``product_id``...)."""
+        return self._state.add_sku(fields)
+
     def finish_async(self) -> None:
         """Run every queued import and export to its end now."""
         self._state.finish_async()

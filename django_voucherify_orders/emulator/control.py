@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from .app import Emulator
 
 PREFIX = "/_emulator"
+# What the project holds before a test: POST the fields (id, source_id, price...) here.
+_HELD = {
+    f"{PREFIX}/customers": "add_customer",
+    f"{PREFIX}/products": "add_product",
+    f"{PREFIX}/skus": "add_sku",
+}
 
 
 def is_control(path: str) -> bool:
@@ -36,6 +42,11 @@ def handle(emu: Emulator, method: str, path: str, body: bytes, query: str = "") 
         if route == ("POST", f"{PREFIX}/faults"):
             configure_faults(emu, json.loads(body or b"{}"))
             return _json(200, {"ok": True})
+        if method == "POST" and route[1] in _HELD:
+            fields = json.loads(body or b"{}")
+            if not isinstance(fields, dict):
+                raise ValueError("the body must be a JSON object of the fields")
+            return _json(200, getattr(emu, _HELD[route[1]])(**fields))
         if route == ("GET", f"{PREFIX}/orders"):
             return _json(200, emu.orders())
         if route == ("POST", f"{PREFIX}/finish-async"):

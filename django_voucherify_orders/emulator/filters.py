@@ -138,6 +138,9 @@ _OPERATORS: dict[str, Callable[[Any, list[Any], bool], bool]] = {
     "$ends_with": lambda a, vs, _d: bool(vs) and isinstance(a, str) and a.endswith(str(vs[0])),
 }
 _OPERATORS.update({op: _ordering(op) for op in _ORDERINGS})
+# The conditions the emulator evaluates, and those of them that compare (docs/emulator.md S7).
+EVALUATED_CONDITIONS = frozenset(_OPERATORS)
+COMPARING_CONDITIONS = frozenset(_ORDERINGS)
 
 
 class Filters:
@@ -164,7 +167,12 @@ class Filters:
 
     def _parse_field(self, name: str, spec: Any) -> None:
         known = name in FILTER_FIELDS or is_metadata_key(name)
-        if not known or not isinstance(spec, dict) or not isinstance(spec.get("conditions"), dict):
+        if not known or not isinstance(spec, dict):
+            raise invalid_payload(BAD_FILTER_DETAILS)
+        if spec in ({}, {"conditions": {}}):
+            return  # the documents require no condition: a field without one filters nothing
+        # {"status": {"$in": [...]}} (no `conditions`) would filter nothing: refuse it (S7).
+        if not isinstance(spec.get("conditions"), dict):
             raise invalid_payload(BAD_FILTER_DETAILS)
         for op, value in spec["conditions"].items():
             if op not in _OPERATORS:

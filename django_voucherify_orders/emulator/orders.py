@@ -44,6 +44,9 @@ class OrderRecord:
     inputs: dict[str, Any] = field(default_factory=dict)
     customer_id: str | None = None
     referrer_id: str | None = None
+    # Per item, what the catalogue knew when the items were written (ids, unit price):
+    # an order keeps the price it was sold at when the product's price changes later.
+    resolved: list[dict[str, Any]] = field(default_factory=list)
     view: dict[str, Any] = field(default_factory=dict)  # replaced on change, never mutated
 
     @property
@@ -54,13 +57,15 @@ class OrderRecord:
         self.view = render_order(self)
 
 
-def render_item(item: dict[str, Any]) -> dict[str, Any]:
+def render_item(item: dict[str, Any], resolved: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"object": "order_item"}
     for key in _ITEM_FIELDS:
         if key in item and not (key in _ZERO_OMITTED and item[key] == 0):
             out[key] = item[key]
-    if "amount" not in out and "price" in item and "quantity" in item:
-        out["amount"] = item["price"] * item["quantity"]  # "price * quantity" [D-ord]
+    for key, value in (resolved or {}).items():
+        out.setdefault(key, value)  # what was sent wins over what the catalogue knows
+    if "amount" not in out and "price" in out and "quantity" in item:
+        out["amount"] = out["price"] * item["quantity"]  # "price * quantity" [D-ord]
     if "amount" in out:
         out["subtotal_amount"] = out["amount"] - out.get("discount_amount", 0)
     for key in ("product", "sku"):
@@ -74,7 +79,9 @@ def render_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def render_order(record: OrderRecord) -> dict[str, Any]:
     inputs = record.inputs
-    items = [render_item(item) for item in inputs.get("items", [])]
+    sent = inputs.get("items", [])
+    resolved = record.resolved or [{} for _ in sent]
+    items = [render_item(item, known) for item, known in zip(sent, resolved, strict=True)]
     amount = inputs.get("amount")
     if amount is None:
         item_amounts = [item["amount"] for item in items if "amount" in item]

@@ -83,6 +83,20 @@ class State:
             views = [r.view for r in sorted(self.store.orders.values(), key=lambda r: r.seq)]
         return copy.deepcopy(views)
 
+    # -- what the project holds already (test set-up) ------------------------------------
+
+    def add_customer(self, fields: dict[str, Any]) -> View:
+        with self.lock:
+            return self.store.add_customer(**fields)
+
+    def add_product(self, fields: dict[str, Any]) -> View:
+        with self.lock:
+            return self.store.catalogue.add_product(**fields)
+
+    def add_sku(self, fields: dict[str, Any]) -> View:
+        with self.lock:
+            return self.store.catalogue.add_sku(**fields)
+
     # -- imports --------------------------------------------------------------------------
 
     def create_import(self, orders: list[dict[str, Any]], request_id: str) -> str:

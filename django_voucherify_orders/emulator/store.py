@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from .catalogue import Catalogue
 from .errors import ApiError, not_found
 from .orders import ORDER_INPUT_FIELDS, OrderRecord
 from .util import new_customer_id, new_order_id, normalize_iso
@@ -32,7 +33,15 @@ class OrderStore:
         self.by_source_id: dict[str, str] = {}
         self.customers: dict[str, dict[str, Any]] = {}
         self.customers_by_source_id: dict[str, str] = {}
+        self.catalogue = Catalogue()
         self._seq = itertools.count()
+
+    def add_customer(self, **fields: Any) -> dict[str, Any]:
+        """A customer the project already holds (test set-up); ``id`` is kept if given."""
+        customer = {"id": fields.pop("id", None) or new_customer_id(), "object": "customer"}
+        self.customers[customer["id"]] = customer
+        self._set_customer_fields(customer, fields)
+        return dict(customer)
 
     def find(self, id_or_source_id: str) -> OrderRecord | None:
         """`orderId` paths accept a Voucherify id or a source id [D-ord]; the id is tried first."""
@@ -62,15 +71,25 @@ class OrderStore:
         return self._write(record, body, now, created=False)
 
     def update(self, record: OrderRecord, body: dict[str, Any], now: str) -> OrderRecord:
-        """PUT: "Any parameters not provided will be left unchanged." [D-ord]"""
-        return self._write(record, body, now, created=False)
+        """PUT: "Any parameters not provided will be left unchanged." [D-ord]
+
+        Product `override` "works only for endpoints that create an order" [D-ord], so an
+        update prices its items from the catalogue but doesn't write to it.
+        """
+        return self._write(record, body, now, created=False, creating_endpoint=False)
 
     def find_by_source_id(self, source_id: str) -> OrderRecord | None:
         order_id = self.by_source_id.get(source_id)
         return self.orders.get(order_id) if order_id else None
 
     def _write(
-        self, record: OrderRecord, body: dict[str, Any], now: str, *, created: bool
+        self,
+        record: OrderRecord,
+        body: dict[str, Any],
+        now: str,
+        *,
+        created: bool,
+        creating_endpoint: bool = True,
     ) -> OrderRecord:
         new_source_id = body.get("source_id", record.source_id)
         if new_source_id is not None:
@@ -98,6 +117,10 @@ class OrderStore:
                 raise not_found("customer", referrer_id)
 
         old_source_id = record.source_id
+        if "items" in body:
+            record.resolved = [
+                self.catalogue.resolve(item, store=creating_endpoint) for item in body["items"]
+            ]
         # Upsert and update replace `items` and `metadata` when sent and keep them when not:
         # the docs are silent on merge vs replace; replacing matches "set the values passed".
         for key in ORDER_INPUT_FIELDS:
@@ -132,9 +155,13 @@ class OrderStore:
         if customer is None:
             customer = {"id": new_customer_id(), "object": "customer"}
             self.customers[customer["id"]] = customer
+        fields = {k: v for k, v in body.items() if not (k == "source_id" and "id" in body)}
+        self._set_customer_fields(customer, fields)
+        return str(customer["id"])
+
+    def _set_customer_fields(self, customer: dict[str, Any], fields: dict[str, Any]) -> None:
         for key in _CUSTOMER_FIELDS:
-            if key in body and not (key == "source_id" and "id" in body):
-                customer[key] = body[key]
+            if key in fields:
+                customer[key] = fields[key]
         if customer.get("source_id") is not None:
             self.customers_by_source_id[customer["source_id"]] = customer["id"]
-        return customer["id"]

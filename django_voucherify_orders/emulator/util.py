@@ -52,7 +52,13 @@ def format_ts(moment: datetime) -> str:
     One fixed form also means string order equals time order, which the sorts rely on.
     """
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # The year by hand: strftime's %Y doesn't pad years before 1000 ("974-04-13T..."), and
+    # RFC 3339 wants four digits.
+    return (
+        f"{moment.year:04d}-"
+        + moment.strftime("%m-%dT%H:%M:%S.")
+        + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def now_iso(clock: Clock) -> str:
@@ -65,9 +71,10 @@ def parse_iso(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # A moment that has no UTC form (0001-01-01T00:00:00+05:00) can't be stored.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def normalize_iso(value: str) -> str:

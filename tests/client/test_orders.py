@@ -131,7 +131,7 @@ def test_list_orders_rejects_bad_arguments_before_any_call(
         ({"source_id": "x", "amount": 10.5}, "amount"),
         ({"source_id": "x", "amount": -1}, "amount"),
         ({"source_id": "x", "items": [{"product_id": "p", "quantity": -1}]}, "items.0.quantity"),
-        ({"source_id": "x", "items": [{"quantity": 1}]}, "items.0"),
+        ({"source_id": "x", "items": [{"product": {"price": "1"}}]}, "items.0.product.price"),
         ({"source_id": "x", "items": [{"product_id": "p"}] * 501}, "items"),
         ({"source_id": "x", "metadata": {"when": object()}}, "metadata"),
         ({"source_id": "x", "stauts": "PAID"}, "stauts"),
