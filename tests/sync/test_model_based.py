@@ -114,6 +114,7 @@ class LiveSyncMachine(RuleBasedStateMachine):
         self.ever_committed: set[str] = set()
         self.deleted: set[str] = set()  # deleted and not re-created
         self.worker_errors: list[str] = []
+        self.broken = False
 
     # --- the shop ---------------------------------------------------------------------------
 
@@ -369,7 +370,17 @@ class LiveSyncMachine(RuleBasedStateMachine):
 
     # --- quiet ------------------------------------------------------------------------------
 
+    @unless_off("the_system_goes_quiet")
+    @rule()
+    def the_system_goes_quiet(self):
+        """A check mid-run too: a stale order is caught before a later change hides it."""
+        self.settle_and_check()
+
     def teardown(self) -> None:
+        if not self.broken:  # one report per example: the first check that failed
+            self.settle_and_check()
+
+    def settle_and_check(self) -> None:
         """Faults off, workers and sweeps until nothing is pending, then the invariants."""
         self.door.clear()
         self.emulator.faults.clear()
@@ -400,6 +411,7 @@ class LiveSyncMachine(RuleBasedStateMachine):
             self.emulator, ever_committed=self.ever_committed, deleted=self.deleted,
             poisoned=poisoned,
         )  # fmt: skip
+        self.broken = bool(problems)
         assert not problems, describe(problems, "live sync broke an invariant")
 
 
