@@ -3,6 +3,7 @@ Voucherify fails; in the end Voucherify holds every order exactly as the shop do
 
     .venv/bin/python bench/chaos.py [--ci] [--orders N] [--threads N] [--duration S]
                                     [--outage S] [--clear-discounts] [--seed N]
+                                    [--held-writes F]
 
 What runs (all started here, all stopped at the end, also on Ctrl-C and SIGTERM):
 
@@ -128,6 +129,10 @@ def parse_args() -> argparse.Namespace:
         "--clear-discounts", action="store_true", help="also set and clear order discounts"
     )
     parser.add_argument("--seed", type=int, default=7, help="load and fault seed (default 7)")
+    parser.add_argument(
+        "--held-writes", type=float, default=HELD_WRITES,
+        help=f"fraction of order writes held past the lease (default {HELD_WRITES})",
+    )  # fmt: skip
     parser.add_argument("--pg", default=h.DEFAULT_PG, help="PostgreSQL server URL")
     parser.add_argument("--keep-logs", type=Path, help="copy the process logs here at the end")
     args = parser.parse_args()
@@ -158,7 +163,7 @@ def main() -> int:
             extra = ["--fault-rate", FAULTS, "--latency-ms", str(LATENCY_MS)]
             extra += ["--retry-after", str(RETRY_AFTER), "--seed", str(args.seed)]
             emulator = h.EmulatorProcess(procs, rate_limit=0, extra_args=extra)
-            door = HoldingDoor(emulator.url, HELD_WRITES, HOLD_SECONDS, args.seed)
+            door = HoldingDoor(emulator.url, args.held_writes, HOLD_SECONDS, args.seed)
             database_url = h.pg_create(args.pg, PG_DB)
             created = True
             env = h.django_env(

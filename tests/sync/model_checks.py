@@ -149,11 +149,11 @@ class FaultDoor:
         source_id = _written_order(method, url, body)
         if source_id is None:
             return self.inner(method, url, headers, body)
-        hook = self.hooks.pop(0) if self.hooks else None
         timeout = self.timeouts.pop(0) if self.timeouts else None
         if timeout == "before":
             self.fired["timeout"] += 1
             raise requests.exceptions.ReadTimeout(f"{method} {url}: injected timeout")
+        hook = self.hooks.pop(0) if self.hooks else None  # for a write that goes through
         if hook is not None and hook[0] == "before":
             self.fired["late write"] += 1
             hook[1](source_id)  # another worker pushes meanwhile; this write lands after it
