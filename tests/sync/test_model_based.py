@@ -9,7 +9,11 @@ random batches and run the sweep on a model clock. Faults: the emulator's script
 landed, and a hook that lets another worker push while a write is in flight (a write
 that outlives its lease and lands late).
 
-``VOUCHERIFY_MODEL_EXAMPLES=2000`` (and ``VOUCHERIFY_MODEL_STEPS``) for a long run.
+``VOUCHERIFY_MODEL_EXAMPLES=2000`` (and ``VOUCHERIFY_MODEL_STEPS``) for a long run, which
+also shrinks a failure to its shortest sequence (``VOUCHERIFY_MODEL_SHRINK=1`` for a short
+one); ``VOUCHERIFY_MODEL_OFF=move_item,...`` leaves rules out, to find one bug's shortest
+sequence while others are still open. Run with ``--runxfail`` to see the failure itself
+while the test is marked xfail.
 """
 
 from __future__ import annotations
