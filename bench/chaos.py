@@ -1031,7 +1031,8 @@ def _compare(want: dict[str, Any], got: dict[str, Any]) -> list[tuple[str, str]]
     for row in compare(want, got):
         if row.is_difference:
             top = row.path.split(".", 1)[0].split("[", 1)[0]
-            name = f"items.{row.path.rsplit('.', 1)[-1]}" if top == "items" else top
+            leaf = row.path.rsplit(".", 1)[-1]
+            name = f"items.{leaf}" if top == "items" and row.path != "items" else top
             bad.append((name, f"{row.path} {row.local} / {row.remote}"))
     return bad
 
