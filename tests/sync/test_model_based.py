@@ -4,16 +4,16 @@ mapper builds it, and nothing else.
 
 The shop's changes run with live sync paused (or, drawn at random, live: pushed right
 after commit, as CELERY_TASK_ALWAYS_EAGER does), and rules that act as workers push
-random batches and run the sweep on a model clock. Faults: the emulator's scripted
-500/429/dropped connections, and (``FaultDoor``) timeouts, answers lost after the write
-landed, and a hook that lets another worker push while a write is in flight (a write
-that outlives its lease and lands late).
+random batches and run the sweep on a model clock (Django's own, frozen and moved on by
+the rules). Faults: the emulator's scripted 500/429/dropped connections, and
+(``FaultDoor``) timeouts, answers lost after the write landed, and a hook that lets
+another worker push while a write is in flight (a write that outlives its lease and
+lands late).
 
 ``VOUCHERIFY_MODEL_EXAMPLES=2000`` (and ``VOUCHERIFY_MODEL_STEPS``) for a long run, which
 also shrinks a failure to its shortest sequence (``VOUCHERIFY_MODEL_SHRINK=1`` for a short
 one); ``VOUCHERIFY_MODEL_OFF=move_item,...`` leaves rules out, to find one bug's shortest
-sequence while others are still open. Run with ``--runxfail`` to see the failure itself
-while the test is marked xfail.
+sequence while others are still open.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from django_voucherify_orders.conf import get_settings
 from django_voucherify_orders.models import OrderSync, SyncAttempt, SyncState
 from django_voucherify_orders.signals import before_push
 from django_voucherify_orders.sync import push_many, sweep
+from tests.testapp.models import OrderProxy
 
 from .model_checks import (
     ROLLBACK_NOTE,
@@ -53,27 +54,6 @@ from .model_checks import (
     describe,
     quiet_state_problems,
 )
-
-
-@contextmanager
-def order_proxy() -> Any:
-    """A proxy of the shop's order, in the app registry for this test only (the shop has
-    no migration for it, and tests/example checks that none is missing)."""
-    from django.apps import apps
-
-    class ModelTestOrderProxy(Order):
-        """Saving through a proxy is a change to the order like any other."""
-
-        class Meta:
-            proxy = True
-            app_label = "shop"
-
-    try:
-        yield ModelTestOrderProxy
-    finally:
-        del apps.all_models["shop"]["modeltestorderproxy"]
-        apps.clear_cache()
-
 
 EXAMPLES = int(os.environ.get("VOUCHERIFY_MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("VOUCHERIFY_MODEL_STEPS", "30"))
@@ -107,6 +87,23 @@ class Rollback(Exception):
     pass
 
 
+class ModelClock:
+    """Django's clock during the run (``timezone.now`` is patched to it): frozen, moved on
+    by the rules, so leases, late-write holds, retry times and the sweep's grace pass as
+    the model says, never with the wall clock."""
+
+    real_now = staticmethod(timezone.now)
+
+    def __init__(self) -> None:
+        self.now = self.real_now()
+
+    def __call__(self) -> Any:
+        return self.now
+
+
+CLOCK = ModelClock()
+
+
 class LiveSyncMachine(RuleBasedStateMachine):
     # Set by the test before the run: the emulator, its fault door, the catalogue.
     emulator: ClassVar[Any]
@@ -126,7 +123,7 @@ class LiveSyncMachine(RuleBasedStateMachine):
         self.emulator.faults.retry_after = 0
         self.door.clear()
         cache.clear()
-        self.clock = timezone.now()
+        CLOCK.now = CLOCK.real_now()
         self.live: list[int] = []  # pks of the orders that exist, in creation order
         self.ever_committed: set[str] = set()
         self.deleted: set[str] = set()  # deleted and not re-created
@@ -353,8 +350,8 @@ class LiveSyncMachine(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([1, 61, 600]))
     def sweep_runs(self, seconds):
         """The beat: the model clock moves on, the sweep re-enqueues what is due."""
-        self.clock += timedelta(seconds=seconds)
-        sweep(now=self.clock)
+        CLOCK.now += timedelta(seconds=seconds)
+        sweep()
 
     @unless_off("next_call_fails")
     @rule(fault=st.sampled_from([500, 429, "drop", "timeout", "answer lost"]))
@@ -408,8 +405,8 @@ class LiveSyncMachine(RuleBasedStateMachine):
             )
             if not pending:
                 break
-            self.clock += timedelta(seconds=get_settings().sweep_after + 1)
-            sweep(now=self.clock)
+            CLOCK.now += timedelta(seconds=get_settings().sweep_after + 1)
+            sweep()
             self.work(sorted(pending))
         else:
             problems.append(
@@ -438,7 +435,8 @@ def _raise_for_poisoned(sender: Any, order: Any = None, **kwargs: Any) -> None:
 
 
 @pytest.fixture
-def machine_world(transactional_db, voucherify_emulator, settings):
+def machine_world(transactional_db, voucherify_emulator, settings, monkeypatch):
+    monkeypatch.setattr(timezone, "now", CLOCK)
     settings.VOUCHERIFY_ORDERS = {
         **settings.VOUCHERIFY_ORDERS,
         # The model's faults are finite; no order may give up on transient ones.
@@ -462,24 +460,13 @@ def machine_world(transactional_db, voucherify_emulator, settings):
     ]
     before_push.connect(_raise_for_poisoned, dispatch_uid="model-based-poison")
     try:
-        with order_proxy() as proxy:
-            LiveSyncMachine.proxy = proxy
-            yield
+        LiveSyncMachine.proxy = OrderProxy
+        yield
     finally:
         before_push.disconnect(dispatch_uid="model-based-poison")
         door.uninstall()
 
 
-# The lead removes this once the fixes of issue 10 are merged (each class is one of them).
-KNOWN_BUGS = (
-    "open on main: a raising before_push receiver crashes its whole batch; a line moved "
-    "to another order leaves the old order stale; a re-created order (same key) is never "
-    "pushed; a save through a proxy model is not tracked; a write that outlives its lease "
-    "lands late, over a newer push"
-)
-
-
-@pytest.mark.xfail(strict=False, reason=KNOWN_BUGS)
 # A hang still fails; a long run (and its shrinking) gets the time it needs.
 @pytest.mark.timeout(60 + 2 * EXAMPLES + (1800 if SHRINK else 0))
 def test_live_sync_keeps_voucherify_equal_to_the_shop(machine_world):
