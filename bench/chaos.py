@@ -861,6 +861,12 @@ class Chaos:
             "phantom_rolled_back": sorted(rolled_back_created & set(remote)),
             "rolled_back_seen": rolled_back_seen,
             "failed": states.get(SyncState.FAILED, 0),
+            "failed_rows": [
+                f"{pk}: {key} {message[:200]}"
+                for pk, key, message in OrderSync.objects.filter(
+                    state=SyncState.FAILED
+                ).values_list("pk", "last_error_key", "last_error_message")[:10]
+            ],
             "pending": states.get(SyncState.PENDING, 0),
             "no_row": len(set(local) - set(OrderSync.objects.values_list("pk", flat=True))),
             "states": dict(states),
@@ -950,7 +956,7 @@ class Chaos:
         for label, values in (
             ("lost", result["lost"]), ("wrong", result["examples"]),
             ("duplicated", result["duplicated"]), ("phantom", result["phantom"]),
-            ("rolled back", result["rolled_back_seen"]),
+            ("rolled back", result["rolled_back_seen"]), ("failed", result["failed_rows"]),
         ):  # fmt: skip
             if values:
                 print(f"  {label}: {', '.join(map(str, values[:10]))}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -132,7 +132,7 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
             try:
                 results[key] = _push_leased(row, orders.get(key), token, config, attempts)
             except Exception as exc:  # a bug met while pushing this order fails it alone
-                results[key] = _fail_unexpectedly(row, token, exc)
+                results[key] = _fail_unexpectedly(row, token, exc, config)
             if results[key].outcome in ("throttled", "paused"):
                 stopped = results[key]
                 break
@@ -281,14 +281,30 @@ def _record_source_id(row: OrderSync, source_id: str) -> bool:
     return True
 
 
-def _fail_unexpectedly(row: OrderSync, token: str, exc: Exception) -> PushResult:
-    """Fail one order whose push raised where nothing expected it (a receiver's bug, a
-    database error): its row shows the error; the rest of the batch goes on. Whether a
-    write landed is unknown, so its hash is forgotten. No signal: a receiver may be what
-    raised."""
-    logger.exception("push of order %s raised; failing that order", row.source_id or row.pk)
+# Where the shop's own services' client libraries raise from when they are unreachable.
+_SERVICE_MODULES = frozenset({"redis", "kombu", "amqp", "pymemcache", "pylibmc", "psycopg"})
+
+
+def _service_outage(exc: Exception) -> bool:
+    """The database, the cache or the broker failed (not Voucherify, not the order)."""
+    return isinstance(exc, DatabaseError | OSError) or any(
+        cls.__module__.partition(".")[0] in _SERVICE_MODULES for cls in type(exc).__mro__
+    )
+
+
+def _fail_unexpectedly(
+    row: OrderSync, token: str, exc: Exception, config: VoucherifyOrdersSettings
+) -> PushResult:
+    """Settle one order whose push raised where nothing expected it; the rest of the
+    batch goes on. A database, cache or broker outage is nobody's order's fault: the order
+    is retried like after a 5xx. Anything else (a receiver's bug) fails it. Either way the
+    row shows the error, and the hash is forgotten (whether a write landed is unknown).
+    No signal: a receiver may be what raised."""
+    logger.exception("push of order %s raised", row.source_id or row.pk)
     fields = _error_fields(exc)
     fields["last_error_message"] = f"order {row.pk}: {fields['last_error_message']}"
+    if _service_outage(exc):
+        return _schedule_retry(row, token, None, exc, config, payload_hash="", **fields)
     _settle(
         row, row.version, token, SyncState.FAILED,
         attempts=row.attempts + 1, payload_hash="", **fields,
@@ -351,6 +367,20 @@ def _handle_failure(
     if isinstance(exc, VoucherifyClientError):
         _fail(row, token, order, exc)
         return PushResult("failed")
+    return _schedule_retry(row, token, order, exc, config, **_error_fields(exc))
+
+
+def _schedule_retry(
+    row: OrderSync,
+    token: str,
+    order: Any,
+    exc: Exception,
+    config: VoucherifyOrdersSettings,
+    **fields: Any,
+) -> PushResult:
+    """A transient failure: the order stays pending, due after the backoff, until its run
+    of failures has lasted RETRY_FOR. ``order`` None: no push_failed signal is sent."""
+    now = timezone.now()
     attempts = row.attempts + 1
     # A run of failures begins with the first failed try since the last success or change.
     first_failed_at = row.first_failed_at if row.attempts and row.first_failed_at else now
@@ -366,9 +396,10 @@ def _handle_failure(
         updated_at=now,
         lease_until=None,
         lease_token="",
-        **_error_fields(exc),
+        **fields,
     )
-    push_failed.send(sender=OrderSync, sync=row, order=order, error=exc, final=False)
+    if order is not None:
+        push_failed.send(sender=OrderSync, sync=row, order=order, error=exc, final=False)
     logger.warning(
         "push of order %s failed (try %d, failing since %s), retry in %.1fs: %s",
         row.source_id, attempts, first_failed_at.isoformat(timespec="seconds"), delay, exc,

@@ -15,6 +15,7 @@ every worker pauses until ``X-Rate-Limit-Retry``.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from django.core.cache import cache as default_cache
 from ..conf import RateLimit
 
 __all__ = ["SharedRateLimiter"]
+
+logger = logging.getLogger("django_voucherify_orders.sync")
 
 BUCKETS = 60
 MARGIN = 0.25  # seconds of look-back beyond the period
@@ -46,7 +49,17 @@ class SharedRateLimiter:
         self.sleep = sleep
 
     def try_acquire(self) -> float:
-        """0 when this call may go now (and it is counted), else seconds to wait first."""
+        """0 when this call may go now (and it is counted), else seconds to wait first.
+
+        Without a cache there is nothing to share: the call goes (Voucherify's own 429s
+        still guard the quota) rather than a push failing or waiting for the cache."""
+        try:
+            return self._try_acquire()
+        except Exception as exc:
+            logger.warning("rate limiter: the cache is unavailable (%s); not limiting", exc)
+            return 0.0
+
+    def _try_acquire(self) -> float:
         now = self.clock()
         paused_until = self.cache.get(f"{PREFIX}:pause")
         if paused_until is not None and paused_until > now:
@@ -85,6 +98,9 @@ class SharedRateLimiter:
     def pause_until(self, epoch_seconds: float) -> None:
         """Make every worker wait until ``epoch_seconds`` (Voucherify said the quota is used up)."""
         timeout = max(1, int(epoch_seconds - self.clock()) + 1)
-        current = self.cache.get(f"{PREFIX}:pause")
-        if current is None or current < epoch_seconds:
-            self.cache.set(f"{PREFIX}:pause", epoch_seconds, timeout=timeout)
+        try:
+            current = self.cache.get(f"{PREFIX}:pause")
+            if current is None or current < epoch_seconds:
+                self.cache.set(f"{PREFIX}:pause", epoch_seconds, timeout=timeout)
+        except Exception as exc:  # a cache outage must not fail the push that saw the 429
+            logger.warning("rate limiter: could not share Voucherify's pause (%s)", exc)

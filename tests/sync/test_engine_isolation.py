@@ -8,7 +8,7 @@ import logging
 from unittest import mock
 
 import pytest
-from django.db import transaction
+from django.db import OperationalError, transaction
 from shop.voucherify import ShopOrderMapper
 
 from django_voucherify_orders import paused_sync
@@ -159,3 +159,66 @@ def test_a_push_failed_receiver_that_raises_does_not_stop_the_batch(backlog, emu
     row = OrderSync.objects.get(pk=str(backlog[7].pk))
     assert row.state == SyncState.FAILED and row.last_error_key == "invalid_local_data"
     assert_the_others_are_pushed(backlog, emulator, results, backlog[7])
+
+
+class RedisDown(Exception):
+    """What redis-py raises when the cache server is gone (a RedisError, not an OSError)."""
+
+    __module__ = "redis.exceptions"
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [
+        OperationalError("server closed the connection unexpectedly"),
+        RedisDown("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+    ids=["database", "cache", "socket"],
+)
+def test_an_outage_of_the_shops_own_services_retries_the_order_not_fails_it(
+    backlog, emulator, receiver, outage
+):
+    """A database or cache that fails for a moment is nobody's order's fault: the order is
+    retried like after a 5xx (the chaos run's Redis restart had failed one for good)."""
+    fifth = backlog[4]
+
+    def outage_meanwhile(sender, order, **kwargs):
+        if order.pk == fifth.pk:
+            raise outage
+
+    receiver(before_push, outage_meanwhile)
+    results = push_many(keys(backlog))
+
+    assert results[str(fifth.pk)].outcome == "retry"
+    row = OrderSync.objects.get(pk=str(fifth.pk))
+    assert (row.state, row.attempts, row.lease_token) == (SyncState.PENDING, 1, "")
+    assert row.last_error_key == type(outage).__name__
+    assert row.next_attempt_at is not None
+    assert_the_others_are_pushed(backlog, emulator, results, fifth)
+
+    before_push.disconnect(outage_meanwhile)  # the service is back: the retry delivers it
+    assert push_many([str(fifth.pk)])[str(fifth.pk)].outcome == "pushed"
+    assert remote(emulator, fifth)["status"] == "PAID"
+
+
+def test_a_cache_outage_lets_a_rate_limited_push_through(shop, emulator, settings):
+    """The shared limiter lives in the cache; without it, Voucherify's own 429s still
+    protect the quota, so the push goes rather than failing or waiting for the cache."""
+    from django_voucherify_orders.sync import limiter
+
+    settings.VOUCHERIFY_ORDERS = {**settings.VOUCHERIFY_ORDERS, "RATE_LIMIT": "5/s"}
+    with paused_sync():
+        order = shop.order(status="paid")
+
+    class DownCache:
+        def __getattr__(self, name):
+            def down(*args, **kwargs):
+                raise RedisDown("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+            return down
+
+    with mock.patch.object(limiter, "default_cache", DownCache()):
+        assert push_many([str(order.pk)])[str(order.pk)].outcome == "pushed"
+
+    assert remote(emulator, order)["status"] == "PAID"
