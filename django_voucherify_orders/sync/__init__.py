@@ -1,11 +1,15 @@
 """Live sync: receivers -> outbox marks -> after-commit publishing -> the push engine
 -> the sweep, with a rate limiter shared by every worker.
 
-- ``receivers``: post_save/post_delete of the order model and its TRIGGERS.
+- ``receivers``: saves and deletes of the order model and its TRIGGERS (their proxies
+  and children too): the orders a line leaves and joins, a mark before the UPDATE in
+  autocommit.
 - ``marks``: the outbox row written in the shop's transaction (``mark_changed``,
   ``enqueue_sync``).
 - ``publisher``: after commit, queue the pushes off the request path.
-- ``engine``: lease, version, payload hash, send, settle, back off.
+- ``engine``: lease, version, payload hash, send, settle, back off; a write of unknown
+  outcome holds its order until it can no longer land.
+- ``outage``: the retry policy (``RETRY_FOR``) and the shared pause on refused credentials.
 - ``attempts``: the HTTP attempt log and the last rate-limit headers.
 - ``sweep``: re-enqueue what was never delivered; prune the attempt log.
 - ``limiter``: the shared sliding-window rate limiter.

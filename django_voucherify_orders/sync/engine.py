@@ -53,6 +53,7 @@ from .outage import (
     refused_credentials,
     retry_delay,
     wait_for_credentials,
+    write_landed,
 )
 from .publisher import enqueue_push
 
@@ -260,6 +261,7 @@ def _push_leased(
         voucherify_id=remote.id, payload_hash=digest, last_payload=payload,
         remote_snapshot=remote.model_dump(mode="json"), synced_at=timezone.now(),
     )  # fmt: skip
+    write_landed()
     try:
         after_push.send(sender=OrderSync, sync=row, order=order, remote_order=remote, method=method)
     except Exception:
@@ -521,14 +523,16 @@ def _await_late_write(
     now = timezone.now()
     until = now + timedelta(seconds=window)
     rows = OrderSync.objects.filter(pk=row.pk)
+    hold = {"lease_until": until, "lease_token": f"late-{uuid.uuid4().hex[:27]}"}
+    # Failed for good, it is held all the same: a change or a retry meanwhile (which
+    # makes it pending) is pushed only once the old write can no longer land.
     if gave_up and rows.filter(state=SyncState.FAILED, lease_token="").update(
-        payload_hash="", updated_at=now
+        payload_hash="", updated_at=now, **hold
     ):
         return window
     rows.update(
-        state=SyncState.PENDING, payload_hash="", next_attempt_at=until, updated_at=now,
-        lease_until=until, lease_token=f"late-{uuid.uuid4().hex[:27]}",
-    )  # fmt: skip
+        state=SyncState.PENDING, payload_hash="", next_attempt_at=until, updated_at=now, **hold
+    )
     if enqueue:
         enqueue_push(row.pk, countdown=window, deduplicate=False)
     return window

@@ -19,7 +19,7 @@ import logging
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -29,7 +29,6 @@ from ..client import VoucherifyAPIError
 from ..client.retry import full_jitter_backoff
 from ..conf import VoucherifyOrdersSettings, get_settings
 from ..models import OrderSync, SyncState
-from ..signals import after_push
 
 __all__ = [
     "PAUSE_KEY",
@@ -213,9 +212,10 @@ def resume_pushes() -> bool:
     return resumed
 
 
-def _resume_after_success(**kwargs: Any) -> None:
+def write_landed() -> None:
+    """The engine's word that Voucherify took a write: if this thread's last check found
+    the switch on (it was the probe, or had other credentials), switch it off. Called
+    directly, not from ``after_push``: a project's receiver that raises must not keep
+    every push paused."""
     if getattr(_seen, "pause", False):
         resume_pushes()
-
-
-after_push.connect(_resume_after_success, dispatch_uid="django_voucherify_orders.outage")

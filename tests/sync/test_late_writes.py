@@ -232,3 +232,23 @@ def test_a_push_in_flight_does_not_undo_a_local_delete(shop, voucherify):
         before_push.disconnect(the_shop_deletes_it)
 
     assert row(order).state == SyncState.DELETED
+
+
+def test_a_timed_out_last_try_still_holds_the_order_until_its_write_can_land(
+    shop, voucherify, clock, settings
+):
+    """The run's last try times out: the order fails, but its write is still on its way;
+    a change made meanwhile must not be sent before it, or the old write overwrites it."""
+    settings.VOUCHERIFY_ORDERS = {**settings.VOUCHERIFY_ORDERS, "MAX_ATTEMPTS": 1}
+    order = shop.order(status="new")
+    voucherify.hold_next_write(timeout=True)
+    order.status = "paid"
+    order.save()  # its only try times out: failed, the write still on its way
+    assert row(order).state == SyncState.FAILED
+    order.status = "shipped"
+    order.save()  # a new change while the old write may still land
+    voucherify.land()  # the timed-out "paid" lands after it
+    goes_quiet(clock)
+
+    assert voucherify.status(order) == "FULFILLED"
+    assert row(order).state == SyncState.SYNCED
