@@ -222,3 +222,36 @@ def test_a_cache_outage_lets_a_rate_limited_push_through(shop, emulator, setting
         assert push_many([str(order.pk)])[str(order.pk)].outcome == "pushed"
 
     assert remote(emulator, order)["status"] == "PAID"
+
+
+def test_a_5xx_for_one_order_of_a_batch_leaves_the_others_untouched(backlog, emulator):
+    """The retry is written to that order's row only: the orders after it in the batch
+    are pushed and settled as usual (not held, not counted as failing)."""
+    emulator.faults.script([503])  # the batch's first call
+    results = push_many(keys(backlog))
+
+    first = backlog[0]
+    assert results[str(first.pk)].outcome == "retry"
+    assert_the_others_are_pushed(backlog, emulator, results, first)
+    others = OrderSync.objects.exclude(pk=str(first.pk))
+    assert set(others.values_list("attempts", "last_error_key")) == {(0, "")}
+
+
+def test_push_failed_tells_receivers_the_row_the_order_the_error_and_whether_final(
+    backlog, emulator, receiver
+):
+    heard = []
+
+    def listen(sender, sync, order, error, final, **kwargs):
+        heard.append((sender, sync.pk, order.pk, getattr(error, "status_code", None), final))
+
+    receiver(push_failed, listen)
+    first, second = backlog[0], backlog[1]
+    emulator.faults.script([503, 400])
+    push_many([str(first.pk)])
+    push_many([str(second.pk)])
+
+    assert heard == [
+        (OrderSync, str(first.pk), first.pk, 503, False),  # retried
+        (OrderSync, str(second.pk), second.pk, 400, True),  # refused: failed for good
+    ]
