@@ -18,6 +18,16 @@ class SyncState(models.TextChoices):
     DELETED = "deleted", _("Deleted locally")
 
 
+#: The error fields of an OrderSync row with no error (a success, a new order's row).
+NO_ERROR: dict[str, Any] = {
+    "last_error_status": None,
+    "last_error_key": "",
+    "last_error_message": "",
+    "last_error_details": "",
+    "last_error_request_id": "",
+}
+
+
 class OrderSync(models.Model):
     """One row per synced local order: the outbox entry and what Voucherify holds.
 

@@ -43,7 +43,7 @@ from ..client.errors import MAX_BODY_CHARS
 from ..client.schemas import Order
 from ..conf import VoucherifyOrdersSettings, get_client, get_settings
 from ..mapping import MappingError, get_mapper
-from ..models import OrderSync, SyncAttempt, SyncState
+from ..models import NO_ERROR, OrderSync, SyncAttempt, SyncState
 from ..signals import CancelPush, after_push, before_push, push_failed
 from .attempts import attempt_log, remember_rate_limit, save_attempts
 from .limiter import SharedRateLimiter
@@ -454,12 +454,7 @@ def _error_fields(exc: Exception) -> dict[str, Any]:
 def _finish(
     row: OrderSync, version: int, token: str, *, state: str, landed: bool = False, **fields: Any
 ) -> None:
-    clear_error = {}
-    if state == SyncState.SYNCED:
-        clear_error = dict(
-            attempts=0, last_error_status=None, last_error_key="", last_error_message="",
-            last_error_details="", last_error_request_id="",
-        )  # fmt: skip
+    clear_error = {"attempts": 0, **NO_ERROR} if state == SyncState.SYNCED else {}
     _settle(row, version, token, state, landed=landed, **clear_error, **fields)
 
 

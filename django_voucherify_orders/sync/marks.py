@@ -17,7 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ..mapping import get_mapper
-from ..models import OrderSync, SyncState
+from ..models import NO_ERROR, OrderSync, SyncState
 from .publisher import marked_in_transaction, push_after_commit
 
 __all__ = ["enqueue_sync", "mark_changed", "mark_deleted", "outbox_database"]
@@ -28,8 +28,7 @@ logger = logging.getLogger("django_voucherify_orders.sync")
 # row over, so its first push is a POST (an upsert) of its full payload.
 FORGET_REMOTE: dict[str, Any] = dict(
     voucherify_id="", payload_hash="", last_payload=None, remote_snapshot=None,
-    synced_at=None, last_error_status=None, last_error_key="", last_error_message="",
-    last_error_details="", last_error_request_id="",
+    synced_at=None, **NO_ERROR,
 )  # fmt: skip
 
 
