@@ -10,9 +10,11 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.E006  MAPPER cannot be imported or is not an OrderMapper subclass
 - vo.E007  a TRIGGERS entry names no installed model, or no foreign key to the order model
 - vo.E008  the routers put the outbox in another database than the order model
+- vo.E009  the mapper's date_field or status_field is not a field of the order model
 - vo.W001  API_URL is plain http to a host other than this machine
 - vo.W002  LOG_HTTP_BODIES is on while DEBUG is False
 - vo.W003  MAX_ATTEMPTS fails orders long before RETRY_FOR (a short outage loses changes)
+- vo.W004  a per-process cache (local memory, dummy) while Celery workers run elsewhere
 """
 
 from __future__ import annotations
@@ -62,7 +64,37 @@ def check_voucherify_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
             )
         )
     messages.extend(_retry_problems(config))
+    messages.extend(_cache_problems())
     return messages
+
+
+# Caches that each process keeps for itself: nothing written there reaches a worker.
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def _cache_problems() -> list[CheckMessage]:
+    """The rate limiter, the queued-push markers, the 401 pause and the health page's
+    figures are shared through the default cache: per process, each worker has its own."""
+    from celery import current_app
+
+    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
+    conf = current_app.conf
+    in_process = conf.task_always_eager or str(conf.broker_url or "").startswith("memory://")
+    if backend not in PER_PROCESS_CACHES or in_process:
+        return []
+    return [
+        Warning(
+            f"The default cache is {backend}, which each process keeps for itself, while "
+            "Celery workers run in other processes: they would not share the rate limit, "
+            "the queued-push markers, the pause after a 401 or the health page's figures.",
+            hint="Use a cache every process reaches (Redis, Memcached, the database) as "
+            'CACHES["default"].',
+            id="vo.W004",
+        )
+    ]
 
 
 def _retry_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
@@ -97,6 +129,7 @@ def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
     from .mapping import OrderMapper
 
     messages: list[CheckMessage] = []
+    mapper: Any = None
     try:
         order_model = apps.get_model(config.order_model)
     except (LookupError, ValueError) as exc:
@@ -125,6 +158,8 @@ def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
         )
     if order_model is not None:
         messages.extend(check_outbox_database(order_model))
+        if isinstance(mapper, type) and issubclass(mapper, OrderMapper):
+            messages.extend(_mapper_field_problems(mapper, order_model, config.mapper or ""))
     for label, field_name in config.triggers.items():
         problem = _trigger_problem(apps, label, field_name, order_model)
         if problem:
@@ -178,6 +213,43 @@ def check_outbox_database(order_model: Any, routers: Any = None) -> list[CheckMe
         )
         for problem in problems
     ]
+
+
+def _mapper_field_problems(mapper: type[Any], order_model: Any, path: str) -> list[CheckMessage]:
+    """vo.E009: the fields the import's --since/--until and --status filter on."""
+    messages: list[CheckMessage] = []
+    for attribute in ("date_field", "status_field"):
+        lookup = getattr(mapper, attribute)
+        problem = _lookup_problem(order_model, lookup)
+        if problem:
+            messages.append(
+                Error(
+                    f"{path}.{attribute} = {lookup!r}: {order_model._meta.label} {problem}.",
+                    hint=f"Set {attribute} on your mapper to a field of "
+                    f"{order_model._meta.label} (a lookup across relations, "
+                    '"payment__date", works too).',
+                    id="vo.E009",
+                )
+            )
+    return messages
+
+
+def _lookup_problem(model: Any, lookup: str) -> str | None:
+    from django.core.exceptions import FieldDoesNotExist
+
+    *relations, last = lookup.split("__")
+    for name in relations:
+        try:
+            model = model._meta.get_field(name).related_model
+        except FieldDoesNotExist:
+            return f"has no field {name!r}"
+        if model is None:
+            return f"cannot follow {lookup!r} past {name!r}, which is not a relation"
+    try:
+        model._meta.get_field(last)
+    except FieldDoesNotExist:
+        return f"has no field {last!r}" if not relations else f"has no {lookup!r}"
+    return None
 
 
 def _trigger_problem(apps: Any, label: str, field_name: str, order_model: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -66,3 +67,75 @@ def test_the_test_settings_pass():
 )
 def test_bad_sync_settings_are_reported(changes, check_id):
     assert check_id in _ids(**changes)
+
+
+@pytest.mark.parametrize(
+    ("mapper", "named"),
+    [
+        ("tests.testapp.voucherify.PlacedOrderMapper", ("date_field", "'date_placed'")),
+        ("tests.testapp.voucherify.StageOrderMapper", ("status_field", "'stage'")),
+    ],
+)
+def test_a_mapper_field_the_order_model_lacks_is_reported(mapper, named):
+    """Else `check` passes and `voucherify_import --until ...` dies with a FieldError."""
+    from django.conf import settings
+
+    with override_settings(VOUCHERIFY_ORDERS={**settings.VOUCHERIFY_ORDERS, "MAPPER": mapper}):
+        messages = [m for m in run_checks(tags=[Tags.compatibility]) if m.id == "vo.E009"]
+    assert len(messages) == 1
+    assert all(part in messages[0].msg for part in (*named, "shop.Order"))
+    assert named[0] in messages[0].hint
+
+
+def test_a_mapper_field_across_a_relation_passes():
+    assert _ids(MAPPER="tests.testapp.voucherify.CustomerCityMapper") == []
+
+
+PER_PROCESS_CACHES = [
+    {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}},
+]
+
+
+@pytest.mark.parametrize("caches", PER_PROCESS_CACHES)
+def test_a_per_process_cache_with_a_real_broker_is_reported(caches):
+    """Workers in other processes would not share the rate limiter, the queued markers or
+    the health page's figures."""
+    from celery import current_app
+
+    with override_settings(CACHES=caches), _celery(task_always_eager=False,
+                                                  broker_url="redis://127.0.0.1:6379/0"):
+        messages = [m for m in run_checks(tags=[Tags.compatibility]) if m.id == "vo.W004"]
+        assert current_app.conf.broker_url.startswith("redis")
+    assert len(messages) == 1
+    assert caches["default"]["BACKEND"] in messages[0].msg
+    assert "rate limit" in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    "celery_conf",
+    [{"task_always_eager": True}, {"task_always_eager": False, "broker_url": "memory://"}],
+)
+def test_a_per_process_cache_without_worker_processes_passes(celery_conf):
+    with override_settings(CACHES=PER_PROCESS_CACHES[0]), _celery(**celery_conf):
+        assert "vo.W004" not in [m.id for m in run_checks(tags=[Tags.compatibility])]
+
+
+def test_a_shared_cache_with_a_real_broker_passes():
+    caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": "redis://127.0.0.1:6379/9"}}  # fmt: skip
+    with override_settings(CACHES=caches), _celery(task_always_eager=False,
+                                                  broker_url="redis://127.0.0.1:6379/0"):
+        assert "vo.W004" not in [m.id for m in run_checks(tags=[Tags.compatibility])]
+
+
+@contextlib.contextmanager
+def _celery(**conf):
+    from celery import current_app
+
+    saved = {key: current_app.conf[key] for key in conf}
+    current_app.conf.update(conf)
+    try:
+        yield
+    finally:
+        current_app.conf.update(saved)

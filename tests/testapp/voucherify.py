@@ -15,3 +15,19 @@ class NotedOrderMapper(ShopOrderMapper):
     def metadata(self, order: Any) -> dict[str, Any]:
         notes = [note.text for note in order.notes.all()]
         return {**super().metadata(order), **({"notes": notes} if notes else {})}
+
+
+class PlacedOrderMapper(ShopOrderMapper):
+    """A mapper written for a shop whose orders have a ``date_placed`` (Oscar's name)."""
+
+    date_field = "date_placed"
+
+
+class StageOrderMapper(ShopOrderMapper):
+    status_field = "stage"
+
+
+class CustomerCityMapper(ShopOrderMapper):
+    """Lookups across relations are fine: ``--status`` filters on the customer's city."""
+
+    status_field = "customer__city"
