@@ -103,8 +103,10 @@ def test_a_per_process_cache_with_a_real_broker_is_reported(caches):
     the health page's figures."""
     from celery import current_app
 
-    with override_settings(CACHES=caches), _celery(task_always_eager=False,
-                                                  broker_url="redis://127.0.0.1:6379/0"):
+    with (
+        override_settings(CACHES=caches),
+        _celery(task_always_eager=False, broker_url="redis://127.0.0.1:6379/0"),
+    ):
         messages = [m for m in run_checks(tags=[Tags.compatibility]) if m.id == "vo.W004"]
         assert current_app.conf.broker_url.startswith("redis")
     assert len(messages) == 1
@@ -124,8 +126,10 @@ def test_a_per_process_cache_without_worker_processes_passes(celery_conf):
 def test_a_shared_cache_with_a_real_broker_passes():
     caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                           "LOCATION": "redis://127.0.0.1:6379/9"}}  # fmt: skip
-    with override_settings(CACHES=caches), _celery(task_always_eager=False,
-                                                  broker_url="redis://127.0.0.1:6379/0"):
+    with (
+        override_settings(CACHES=caches),
+        _celery(task_always_eager=False, broker_url="redis://127.0.0.1:6379/0"),
+    ):
         assert "vo.W004" not in [m.id for m in run_checks(tags=[Tags.compatibility])]
 
 

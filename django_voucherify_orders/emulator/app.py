@@ -162,7 +162,13 @@ class Emulator:
                     "Retry-After": str(retry_after),
                     "X-Rate-Limit-Type": "api_calls",
                     "X-Rate-Limit-Remaining": "0",
-                    "X-Rate-Limit-Retry": str(math.ceil(self.clock() + retry_after)),
+                    # A whole second (as Voucherify sends it), never in the future when
+                    # the test asked for no wait at all.
+                    "X-Rate-Limit-Retry": str(
+                        math.ceil(self.clock() + retry_after)
+                        if retry_after
+                        else math.floor(self.clock())
+                    ),
                 }
             )
         return _response(fault, dumps(error.body(request_id)), JSON, headers)
@@ -197,8 +203,9 @@ class Emulator:
         """Stored orders as the API returns them, oldest first; a deep copy."""
         return self._state.orders_snapshot()
 
-    def get_order(self, id_or_source_id: str) -> dict[str, Any] | None:
-        view = self._state.get_order(id_or_source_id)
+    def get_order(self, id_or_source_id: str | int) -> dict[str, Any] | None:
+        # Keys are text on the wire; an int (an order number before a reload) means the same.
+        view = self._state.get_order(str(id_or_source_id))
         return None if view is None else copy.deepcopy(view)
 
     # What the project holds before the test starts: orders may name these by Voucherify id

@@ -7,7 +7,7 @@ imports nothing heavy at import time: the emulator is imported inside the fixtur
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -38,3 +38,18 @@ def voucherify_emulator_server() -> Iterator[Emulator]:
     emu = Emulator(APP_ID, SECRET_KEY, rate_limit_per_minute=None)
     with emu.serve("127.0.0.1", 0):
         yield emu
+
+
+@pytest.fixture
+def voucherify_retry_at_once(request: pytest.FixtureRequest, settings: Any) -> None:
+    """Retries without waiting: no backoff between tries (the client's and the sync
+    engine's) and injected 429s that ask for no wait, so ``faults.script([503, 429])``
+    costs a test no time. Uses pytest-django's ``settings`` fixture."""
+    settings.VOUCHERIFY_ORDERS = {
+        **settings.VOUCHERIFY_ORDERS,
+        "HTTP_BACKOFF_BASE": 0,
+        "RETRY_BACKOFF_BASE": 0,
+    }
+    for name in ("voucherify_emulator", "voucherify_emulator_server"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).faults.retry_after = 0

@@ -11,7 +11,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import requests
-import responses
+
+try:
+    import responses
+except ModuleNotFoundError as exc:  # the app's own dependencies do not include it
+    raise ModuleNotFoundError(
+        "The Voucherify emulator's responses door (and the voucherify_emulator fixture) "
+        "needs the responses library: pip install 'django-voucherify-orders[testing]'",
+        name=exc.name,
+    ) from exc
 
 from .faults import DroppedConnection
 
