@@ -26,6 +26,7 @@ __all__ = [
     "MappingError",
     "OrderMapper",
     "currency_exponent",
+    "format_minor_units",
     "get_mapper",
     "to_minor_units",
 ]
@@ -85,6 +86,12 @@ def to_minor_units(amount: Decimal | int | str, currency: str) -> int:
     return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def format_minor_units(amount: int, currency: str) -> str:
+    """``1999, "EUR"`` -> ``"19.99 EUR"``; ``1500, "JPY"`` -> ``"1500 JPY"`` (for people)."""
+    exponent = currency_exponent(currency)
+    return f"{Decimal(amount).scaleb(-exponent):.{exponent}f} {currency.strip().upper()}"
+
+
 class MappingError(ValueError):
     """The mapper produced something Voucherify would refuse, or raised; names order and field."""
 
@@ -119,6 +126,9 @@ class OrderMapper:
     date_field: str = "created_at"
     #: The order field used by ``voucherify_import --status`` (your values, not Voucherify's).
     status_field: str = "status"
+    #: The metadata key holding the order's ISO 4217 currency, if the mapper sends one:
+    #: Voucherify's order has no currency, so the admin reads it there to show amounts.
+    currency_metadata_key: str | None = "currency"
 
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model

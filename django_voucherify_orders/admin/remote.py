@@ -21,7 +21,8 @@ from django.utils.translation import gettext_lazy
 from ..client import VoucherifyError
 from ..client.client import MAX_PAGE
 from ..conf import get_client
-from ..mapping import get_order_model
+from ..client.schemas import Order
+from ..mapping import format_minor_units, get_mapper, get_order_model
 from ..models import OrderSync
 from ..sync import remember_rate_limit
 from .actions import admin_change_url
@@ -87,27 +88,35 @@ def _load(model_admin: ModelAdmin, request: HttpRequest, params: dict[str, Any])
         return {}
     remember_rate_limit(client.last_rate_limit)
 
-    # One query for the whole page: which of these source ids are ours, and their orders.
+    # A fixed number of queries whatever the page size: our rows, then our orders.
     source_ids = [order.source_id for order in result.orders if order.source_id]
-    local = dict(
-        OrderSync.objects.filter(source_id__in=source_ids).values_list("source_id", "order_pk")
-    )
+    syncs = {row.source_id: row for row in OrderSync.objects.filter(source_id__in=source_ids)}
+    _learn_voucherify_ids(syncs, result.orders)
     site = model_admin.admin_site
     try:
         order_model = get_order_model()
+        currency_key = get_mapper().currency_metadata_key
     except ImproperlyConfigured:
-        order_model = None
+        order_model, currency_key = None, None
     if order_model is not None and order_model not in site._registry:
         order_model = None
+    keys = [row.order_pk for row in syncs.values()]
+    local_orders = order_model._default_manager.in_bulk(keys) if order_model and keys else {}
 
     rows = []
     for order in result.orders:
-        key = local.get(order.source_id) if order.source_id else None
+        row = syncs.get(order.source_id) if order.source_id else None
+        key = row.order_pk if row else None
+        local = local_orders.get(_pk(order_model, key)) if key else None
+        amount, in_currency = _amount(order, currency_key)
         rows.append(
             {
                 "order": order,
+                "amount": amount,
+                "in_currency": in_currency,
                 "customer": order.customer_id or "",
                 "local_key": key,
+                "local_label": str(local) if local is not None else _("Order %s") % key,
                 "local_url": admin_change_url(site.name, order_model, key)
                 if key and order_model is not None
                 else None,
@@ -134,7 +143,42 @@ def _load(model_admin: ModelAdmin, request: HttpRequest, params: dict[str, Any])
         "next_url": page_url(page + 1) if page < pages else None,
         "page_links": [(n, page_url(n)) for n in _window(page, pages)],
         "truncated": result.total > MAX_PAGE * limit,
+        "minor_units_shown": any(row["amount"] != "—" and not row["in_currency"] for row in rows),
     }
+
+
+def _learn_voucherify_ids(syncs: dict[str | None, OrderSync], orders: list[Order]) -> None:
+    """Imported orders have no Voucherify id until Voucherify shows one (the bulk import
+    answers with counts only): record the ids this page shows, in one query."""
+    learned = []
+    for order in orders:
+        row = syncs.get(order.source_id) if order.source_id else None
+        if row is not None and not row.voucherify_id and order.id:
+            row.voucherify_id = order.id
+            learned.append(row)
+    if learned:
+        OrderSync.objects.bulk_update(learned, ["voucherify_id"])
+
+
+def _amount(order: Order, currency_key: str | None) -> tuple[str, bool]:
+    """The amount as a person reads it, and whether it is in a currency (else minor units)."""
+    if order.amount is None:
+        return "—", False
+    currency = (order.metadata or {}).get(currency_key) if currency_key else None
+    if isinstance(currency, str):
+        try:
+            return format_minor_units(order.amount, currency), True
+        except ValueError:  # not an ISO 4217 code: show what Voucherify holds
+            pass
+    return str(order.amount), False
+
+
+def _pk(model: Any, key: str) -> Any:
+    """The order_pk text as the model's primary key (in_bulk keys by the typed value)."""
+    try:
+        return model._meta.pk.to_python(key)
+    except Exception:  # a key that no longer fits the model: no local order to show
+        return None
 
 
 def _window(page: int, pages: int, around: int = 3) -> list[int]:

@@ -65,7 +65,7 @@ def test_a_page_of_remote_orders_with_links_to_ours(
     rows = response.context["orders"]
     assert [r["order"].source_id for r in rows[:7]] == [str(o.pk) for o in remote_orders]
     first = remote_orders[0]
-    assert f'<a href="/admin/shop/order/{first.pk}/change/">Order {first.pk}</a>' in page
+    assert f'<a href="/admin/shop/order/{first.pk}/change/">{first.number}</a>' in page
     assert rows[8]["local_url"] is None and "not ours" in page
     assert response.context["next_url"] == "?page=2&limit=10&order=created_at"
 
@@ -75,6 +75,52 @@ def test_a_page_of_remote_orders_with_links_to_ours(
         "elsewhere-4",
     ]
     assert second.context["previous_url"] == "?page=1&limit=10&order=created_at"
+
+
+def test_amounts_are_shown_in_the_currency_the_order_names(
+    superuser_client, voucherify_emulator
+):
+    """The example shop (like most) keeps the currency in metadata; Voucherify has none."""
+    from django_voucherify_orders.conf import get_client
+
+    client = get_client()
+    for source_id, amount, currency in [("eur", 1999, "EUR"), ("jpy", 1500, "JPY"),
+                                        ("kwd", 12345, "KWD"), ("none", 700, None)]:  # fmt: skip
+        metadata = {"currency": currency} if currency else {}
+        client.create_order({"source_id": source_id, "amount": amount, "metadata": metadata})
+
+    response = superuser_client.get(REMOTE, {"page": 1, "limit": 10, "order": "created_at"})
+
+    cells = [row["amount"] for row in response.context["orders"]]
+    assert cells == ["19.99 EUR", "1500 JPY", "12.345 KWD", "700"]
+    page = unescape(response.content.decode())
+    assert "An amount without a currency is in minor units (1999 is 19.99)." in page
+
+
+def test_only_orders_without_a_currency_get_the_minor_units_note(
+    superuser_client, voucherify_emulator
+):
+    from django_voucherify_orders.conf import get_client
+
+    get_client().create_order({"source_id": "jpy", "amount": 1500, "metadata": {"currency": "JPY"}})
+
+    page = unescape(superuser_client.get(REMOTE, {"page": 1, "limit": 10}).content.decode())
+    assert "1500 JPY" in page
+    assert "minor units" not in page
+
+
+def test_imported_orders_learn_their_voucherify_id_from_the_list(
+    superuser_client, remote_orders, voucherify_emulator
+):
+    """The bulk import answers with no ids: the row has none until Voucherify shows it."""
+    assert set(OrderSync.objects.values_list("voucherify_id", flat=True)) == {""}
+
+    superuser_client.get(REMOTE, {"page": 1, "limit": 25})
+
+    ids = dict(OrderSync.objects.values_list("source_id", "voucherify_id"))
+    assert ids == {
+        str(o.pk): voucherify_emulator.get_order(str(o.pk))["id"] for o in remote_orders
+    }
 
 
 @pytest.mark.parametrize("ordering", ["created_at", "-created_at", "updated_at", "-updated_at"])
