@@ -20,8 +20,8 @@ from django.utils.translation import gettext_lazy
 
 from ..client import VoucherifyError
 from ..client.client import MAX_PAGE
-from ..conf import get_client
 from ..client.schemas import Order
+from ..conf import get_client
 from ..mapping import format_minor_units, get_mapper, get_order_model
 from ..models import OrderSync
 from ..sync import remember_rate_limit

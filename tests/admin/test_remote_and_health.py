@@ -77,9 +77,7 @@ def test_a_page_of_remote_orders_with_links_to_ours(
     assert second.context["previous_url"] == "?page=1&limit=10&order=created_at"
 
 
-def test_amounts_are_shown_in_the_currency_the_order_names(
-    superuser_client, voucherify_emulator
-):
+def test_amounts_are_shown_in_the_currency_the_order_names(superuser_client, voucherify_emulator):
     """The example shop (like most) keeps the currency in metadata; Voucherify has none."""
     from django_voucherify_orders.conf import get_client
 
@@ -118,9 +116,7 @@ def test_imported_orders_learn_their_voucherify_id_from_the_list(
     superuser_client.get(REMOTE, {"page": 1, "limit": 25})
 
     ids = dict(OrderSync.objects.values_list("source_id", "voucherify_id"))
-    assert ids == {
-        str(o.pk): voucherify_emulator.get_order(str(o.pk))["id"] for o in remote_orders
-    }
+    assert ids == {str(o.pk): voucherify_emulator.get_order(str(o.pk))["id"] for o in remote_orders}
 
 
 @pytest.mark.parametrize("ordering", ["created_at", "-created_at", "updated_at", "-updated_at"])
