@@ -13,6 +13,8 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.W001  API_URL is plain http to a host other than this machine
 - vo.W002  LOG_HTTP_BODIES is on while DEBUG is False
 - vo.W003  MAX_ATTEMPTS fails orders long before RETRY_FOR (a short outage loses changes)
+- vo.E010  EXPORT_STORAGE names no key of STORAGES
+- vo.W010  the export storage is the public media storage, or a directory under MEDIA_ROOT
 """
 
 from __future__ import annotations
@@ -62,7 +64,35 @@ def check_voucherify_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
             )
         )
     messages.extend(_retry_problems(config))
+    messages.extend(_export_storage_problems(config))
     return messages
+
+
+def _export_storage_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
+    from .export_storage import is_public, storage_alias
+
+    alias = config.export_storage
+    if alias is not None and alias not in settings.STORAGES:
+        return [
+            Error(
+                f'{SETTING}["EXPORT_STORAGE"] = {alias!r} is not a key of STORAGES.',
+                hint=f"Add STORAGES[{alias!r}] (a private storage), or remove the key.",
+                id="vo.E010",
+            )
+        ]
+    why = is_public(storage_alias())
+    if not why:
+        return []
+    return [
+        Warning(
+            f"Export CSVs (every order's customer, amounts and metadata) are stored where "
+            f"the public may reach them: {why}.",
+            hint='Name a private storage: STORAGES["voucherify_exports"] = {"BACKEND": '
+            '"django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": '
+            '"/var/lib/myshop/voucherify-exports"}}.',
+            id="vo.W010",
+        )
+    ]
 
 
 def _retry_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
