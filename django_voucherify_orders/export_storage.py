@@ -99,7 +99,7 @@ class ExportStorage(Storage):
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         return self._target().listdir(path)
 
-    def generate_filename(self, filename: str) -> str:
+    def generate_filename(self, filename: str | os.PathLike[str]) -> str:
         return self._target().generate_filename(filename)
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
@@ -112,7 +112,7 @@ class ExportStorage(Storage):
         return self._target().open(name, mode)
 
 
-def delete_file_on_commit(name: str) -> None:
+def delete_file_on_commit(name: str | None) -> None:
     """Remove a stored CSV once the deletion of its job commits (a rollback keeps both)."""
     if not name:
         return
