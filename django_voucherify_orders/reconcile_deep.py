@@ -171,6 +171,8 @@ def _item_fields(label: str, ours: dict[str, Any], theirs: dict[str, Any]) -> li
             continue
         elif not _same(value, other):
             parts.append(f"{key} of {label} {_show(other)} → {_show(value)}")
+    if "metadata" not in ours and theirs.get("metadata"):  # a push sends the items whole
+        parts += [f"{p} of {label}" for p in _metadata("metadata", {}, theirs["metadata"])]
     return parts
 
 
