@@ -391,23 +391,24 @@ def _check_batch(
         if detail:
             findings.append(Finding(DIFFERENT, source_id, key, found.id, detail))
             to_fix.append(order)
-    if deep is not None and deep.on_progress is not None:
-        deep.on_progress(result.local_count + len(orders))
-    result.local_count += len(orders)
-    result.checked_through = str(orders[-1].pk)
-    if not findings:
-        return
     states = dict(
         OrderSync.objects.filter(pk__in=[f.order_pk for f in findings]).values_list("pk", "state")
     )
-    for finding in findings:
-        state = states.get(finding.order_pk, "")
-        result.add(Finding(**{**finding.__dict__, "sync_state": state}))
+    fixed = 0
     if fix and to_fix:
         with transaction.atomic():
             # force: when Voucherify's copy changed on its side, the payload equals the
             # last one pushed, and a plain push would be skipped as unchanged.
-            result.fixed += enqueue_sync(to_fix, force=True)
+            fixed = enqueue_sync(to_fix, force=True)
+    # Only now is the batch done: an interruption before this line checks it again.
+    for finding in findings:
+        state = states.get(finding.order_pk, "")
+        result.add(Finding(**{**finding.__dict__, "sync_state": state}))
+    result.fixed += fixed
+    result.local_count += len(orders)
+    result.checked_through = str(orders[-1].pk)
+    if deep is not None and deep.on_progress is not None:
+        deep.on_progress(result.local_count)
 
 
 def _sync_rows(orders: list[models.Model]) -> dict[str, dict[str, Any]]:
