@@ -7,8 +7,8 @@ at once), fills it through ``POST /v1/orders/import`` in 2000-order requests, an
 each size (cumulative: the small export first, then the orders up to the large one) runs
 ``exporter.run_export`` in this process, as ``manage.py voucherify_export --output`` does:
 create, poll, stream the CSV to a temporary file next to the output while counting rows,
-copy it to the default storage, ``os.replace``. SQLite and MEDIA_ROOT live in a scratch
-directory.
+copy it to the export storage, ``os.replace``. SQLite and the export storage
+(``STORAGES["voucherify_exports"]``) live in a scratch directory.
 
 Reported per size: the whole export's wall time, the download's time and rows/s, and the
 tracemalloc peak of this process during the export (Python allocations; the CSV never
@@ -104,7 +104,7 @@ def measure(size: int, scratch: Path) -> dict[str, float]:
     lines = path.read_bytes().count(b"\n") - 1
     if not rows == job.row_count == size:
         raise RuntimeError(f"expected {size} rows: file {rows}, job {job.row_count}")
-    stored = Path(os.environ["BENCH_MEDIA_ROOT"]) / job.file.name
+    stored = Path(os.environ["BENCH_EXPORTS_DIR"]) / job.file.name
     if stored.stat().st_size != path.stat().st_size:
         raise RuntimeError("the stored copy differs from the output")
     return {
@@ -136,13 +136,19 @@ def main() -> int:
                 cache_url="",
                 api_url=url,
             )
-            env["BENCH_MEDIA_ROOT"] = str(scratch / "media")
+            env["BENCH_EXPORTS_DIR"] = str(scratch / "exports")
             h.setup_django(env)
             logging.getLogger("django_voucherify_orders").setLevel(logging.WARNING)
             from django.conf import settings
             from django.core.management import call_command
 
-            settings.MEDIA_ROOT = env["BENCH_MEDIA_ROOT"]
+            settings.STORAGES = {
+                **settings.STORAGES,
+                "voucherify_exports": {
+                    "BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": env["BENCH_EXPORTS_DIR"]},
+                },
+            }
             call_command("migrate", verbosity=0)
 
             import requests

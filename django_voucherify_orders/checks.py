@@ -11,10 +11,12 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.E007  a TRIGGERS entry names no installed model, or no foreign key to the order model
 - vo.E008  the routers put the outbox in another database than the order model
 - vo.E009  the mapper's date_field or status_field is not a field of the order model
+- vo.E010  EXPORT_STORAGE names no key of STORAGES
 - vo.W001  API_URL is plain http to a host other than this machine
 - vo.W002  LOG_HTTP_BODIES is on while DEBUG is False
 - vo.W003  MAX_ATTEMPTS fails orders long before RETRY_FOR (a short outage loses changes)
 - vo.W004  a per-process cache (local memory, dummy) while Celery workers run elsewhere
+- vo.W005  the export storage is the public media storage, or a directory under MEDIA_ROOT
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def check_voucherify_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
         )
     messages.extend(_retry_problems(config))
     messages.extend(_cache_problems())
+    messages.extend(_export_storage_problems(config))
     return messages
 
 
@@ -93,6 +96,33 @@ def _cache_problems() -> list[CheckMessage]:
             hint="Use a cache every process reaches (Redis, Memcached, the database) as "
             'CACHES["default"].',
             id="vo.W004",
+        )
+    ]
+
+
+def _export_storage_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
+    from .export_storage import is_public, storage_alias
+
+    alias = config.export_storage
+    if alias is not None and alias not in settings.STORAGES:
+        return [
+            Error(
+                f'{SETTING}["EXPORT_STORAGE"] = {alias!r} is not a key of STORAGES.',
+                hint=f"Add STORAGES[{alias!r}] (a private storage), or remove the key.",
+                id="vo.E010",
+            )
+        ]
+    why = is_public(storage_alias())
+    if not why:
+        return []
+    return [
+        Warning(
+            f"Export CSVs (every order's customer, amounts and metadata) are stored where "
+            f"the public may reach them: {why}.",
+            hint='Name a private storage: STORAGES["voucherify_exports"] = {"BACKEND": '
+            '"django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": '
+            '"/var/lib/myshop/voucherify-exports"}}.',
+            id="vo.W005",
         )
     ]
 

@@ -73,6 +73,8 @@ EXAMPLE_LINES: dict[str, str] = {
     "SWEEP_ORPHANS_WITHIN": '"SWEEP_ORPHANS_WITHIN": 86400,  # seconds; 0: never look',
     "ATTEMPT_RETENTION_DAYS": '"ATTEMPT_RETENTION_DAYS": 14,',
     "CELERY_QUEUE": '"CELERY_QUEUE": "voucherify",  # or None for the default queue',
+    "EXPORT_STORAGE": '"EXPORT_STORAGE": "voucherify_exports",  # a key of STORAGES, not "default"',
+    "EXPORT_RETENTION_DAYS": '"EXPORT_RETENTION_DAYS": 7,  # or None to keep export CSVs',
 }
 SECRET_KEYS = frozenset({"SECRET_KEY"})
 
@@ -131,6 +133,9 @@ class VoucherifyOrdersSettings(BaseModel):
     sweep_orphans_within: float = Field(86400.0, alias="SWEEP_ORPHANS_WITHIN", ge=0)
     attempt_retention_days: int = Field(14, alias="ATTEMPT_RETENTION_DAYS", ge=0)
     celery_queue: str | None = Field(None, alias="CELERY_QUEUE")
+    # Export CSVs: a STORAGES key (None: see export_storage.py), kept this many days.
+    export_storage: str | None = Field(None, alias="EXPORT_STORAGE", min_length=1)
+    export_retention_days: int | None = Field(7, alias="EXPORT_RETENTION_DAYS", ge=1)
 
     @field_validator("rate_limit", mode="before")
     @classmethod

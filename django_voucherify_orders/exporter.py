@@ -1,8 +1,10 @@
 """CSV exports of the orders Voucherify holds: create, poll, streamed download.
 
 One export is one :class:`~.models.ExportJob` row: the parameters sent, Voucherify's
-export id and status, the row count, the error if any, and a copy of the CSV in Django's
-default storage (``ExportJob.file``) that the admin offers for download.
+export id and status, the row count, the error if any, and a copy of the CSV in the
+private export storage (``ExportJob.file``, see :mod:`.export_storage`) that the admin
+offers for download. Copies older than ``EXPORT_RETENTION_DAYS`` are pruned after each
+export.
 
 The CSV never sits in memory. It is streamed into a spool file (a temporary file in the
 output's own directory when the output is a path), its rows are counted on the way
@@ -51,6 +53,7 @@ from .export_params import (
     parse_fields,
     parse_filter,
 )
+from .export_storage import prune_exports
 from .models import ExportJob, JobStatus
 
 if TYPE_CHECKING:
@@ -303,16 +306,33 @@ def run_export(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     on_poll: OnPoll | None = None,
     client: VoucherifyClient | None = None,
+    store: bool = True,
 ) -> ExportJob:
     """Create the export, wait for it, stream it to ``output`` and into storage.
+
+    ``store=False`` keeps no copy in storage (reconcile, unless asked): ``output`` is then
+    the only place the CSV goes.
 
     ``output`` (a :class:`FileOutput` or :class:`StreamOutput`, opened beforehand so a
     bad path fails before anything is sent) gets the CSV only once all of it has arrived
     and been stored. Raises :class:`ExportFailed` with the job marked failed; the output
     is then discarded and nothing is stored.
     """
-    runner = _Runner(job, output or _StorageOnly(), client, on_poll)
-    return runner.run(timeout=timeout, poll_interval=poll_interval)
+    runner = _Runner(job, output or _StorageOnly(), client, on_poll, store=store)
+    job = runner.run(timeout=timeout, poll_interval=poll_interval)
+    _prune_quietly()
+    return job
+
+
+def _prune_quietly() -> None:
+    """Old copies go after each export; trouble pruning never fails the export."""
+    try:
+        pruned = prune_exports()
+    except Exception:
+        logger.warning("could not prune old export files", exc_info=True)
+        return
+    if pruned:
+        logger.info("pruned %s export files past EXPORT_RETENTION_DAYS", pruned)
 
 
 class _Runner:
@@ -322,8 +342,11 @@ class _Runner:
         output: _Output,
         client: VoucherifyClient | None,
         on_poll: OnPoll | None,
+        *,
+        store: bool = True,
     ) -> None:
         self.job = job
+        self.store = store
         self.output = output
         self.client = client
         self.on_poll = on_poll
@@ -354,10 +377,11 @@ class _Runner:
             counter = _RowCounter(self.output.spool)
             client.download_export(export, counter)  # type: ignore[arg-type]
             self.output.spool.flush()
-            self.stage = "storing the CSV in the default storage"
-            self.output.spool.seek(0)
-            name = f"orders-{job.pk}-{export.id}.csv"
-            job.file.save(name, File(self.output.spool, name=name), save=False)
+            if self.store:
+                self.stage = "storing the CSV in the export storage"
+                self.output.spool.seek(0)
+                name = f"orders-{job.pk}-{export.id}.csv"
+                job.file.save(name, File(self.output.spool, name=name), save=False)
             self.stage = "writing the output"
             self.output.commit()
         except _Stop as exc:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
+
+from .export_storage import ExportStorage, delete_file_on_commit
 
 
 class SyncState(models.TextChoices):
@@ -194,7 +198,11 @@ class ExportJob(models.Model):
     export_id = models.CharField(_("Voucherify export id"), max_length=64, blank=True, default="")
     remote_status = models.CharField(max_length=16, blank=True, default="")
     row_count = models.PositiveIntegerField(_("rows"), null=True, blank=True)
-    file = models.FileField(_("CSV file"), upload_to="voucherify/exports/", blank=True)
+    # A private storage (export_storage.py), never the public media one; the file is
+    # deleted with the job and pruned after EXPORT_RETENTION_DAYS.
+    file = models.FileField(
+        _("CSV file"), upload_to="voucherify/exports/", storage=ExportStorage(), blank=True
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -207,3 +215,10 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export #{self.pk} ({self.status})"
+
+
+@receiver(post_delete, sender=ExportJob, dispatch_uid="vo_exportjob_file")
+def _delete_export_file(sender: type[ExportJob], instance: ExportJob, **kwargs: Any) -> None:
+    """The CSV goes with its job: ``job.delete()``, ``QuerySet.delete()`` and the admin's
+    bulk delete all send post_delete for each row (a receiver turns off fast deletes)."""
+    delete_file_on_commit(instance.file.name)

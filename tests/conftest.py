@@ -26,6 +26,14 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _private_export_dir(tmp_path, monkeypatch):
+    """Export CSVs go to a private directory in /tmp by default: this test's own one."""
+    from django_voucherify_orders import export_storage
+
+    monkeypatch.setattr(export_storage, "DEFAULT_LOCATION", str(tmp_path / "vo-exports"))
+
+
 _numbers = itertools.count(1)
 
 

@@ -20,10 +20,24 @@ def emulator(voucherify_emulator):
 
 
 @pytest.fixture
-def media(settings, tmp_path) -> Path:
-    """Django's default storage in tmp_path."""
+def media_root(settings, tmp_path) -> Path:
+    """Django's default (public) storage in tmp_path: no export may land here."""
     root = tmp_path / "media"
     settings.MEDIA_ROOT = str(root)
+    return root
+
+
+@pytest.fixture
+def media(settings, tmp_path, media_root) -> Path:
+    """Where stored CSVs land: STORAGES["voucherify_exports"] in tmp_path, beside MEDIA_ROOT."""
+    root = tmp_path / "exports"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "voucherify_exports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
     return root
 
 

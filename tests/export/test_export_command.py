@@ -76,7 +76,7 @@ def test_default_fields_file_job_row_and_stored_copy(export, three, tmp_path, me
     assert f"Exported 3 rows (export {job.export_id}, job #{job.pk}) to {path}" in result.stdout
     assert f"export {job.export_id} IN_PROGRESS" in result.stderr
     assert emulator.count("POST", EXPORTS) == 1
-    assert os.listdir(tmp_path) == ["media", "orders.csv"]  # no temporary file left
+    assert sorted(os.listdir(tmp_path)) == ["exports", "orders.csv"]  # no temporary file left
 
 
 def test_fields_with_metadata_and_metadata_key(export, three, tmp_path, media):
@@ -219,7 +219,7 @@ def test_async_creates_the_job_and_runs_it_in_a_worker(export, three, media, emu
 
 
 def test_async_refuses_an_output(export, emulator, tmp_path):
-    with pytest.raises(CommandError, match="--async keeps the CSV in the default storage"):
+    with pytest.raises(CommandError, match="--async keeps the CSV in the export storage"):
         export("--async", "--output", str(tmp_path / "x.csv"))
     assert not ExportJob.objects.exists()
 

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import exporter
 from ...client.schemas import EXPORT_FIELDS, Export
+from ...export_storage import prune_exports
 
 FILTER_HELP = (
     "A filter such as status=PAID, status=PAID,FULFILLED (any of), status!=CANCELED, "
@@ -41,7 +42,8 @@ def _plain(text: str) -> str:
 class Command(BaseCommand):
     help = (
         "Export the orders Voucherify holds to CSV. The file is written atomically and a "
-        "copy is kept in the default storage (ExportJob.file, offered by the admin)."
+        "copy is kept in the private export storage (EXPORT_STORAGE; the admin offers it) "
+        "for EXPORT_RETENTION_DAYS. --prune only deletes the copies past that."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -67,7 +69,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output", "-o", metavar="PATH",
             help="Write the CSV here ('-' for standard output). Without it the CSV is only "
-            "kept in the default storage.",
+            "kept in the export storage.",
         )  # fmt: skip
         parser.add_argument(
             "--async", action="store_true", dest="run_async",
@@ -82,8 +84,17 @@ class Command(BaseCommand):
             "--poll-interval", type=float, default=exporter.DEFAULT_POLL_INTERVAL,
             help="Seconds before the first status check; the wait grows to 10 s.",
         )  # fmt: skip
+        parser.add_argument(
+            "--prune", action="store_true",
+            help="Export nothing: delete the stored CSVs of jobs finished more than "
+            "EXPORT_RETENTION_DAYS ago (each export does this too), and say how many.",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["prune"]:
+            pruned = prune_exports()
+            self.stdout.write(f"Pruned {pruned} export files past EXPORT_RETENTION_DAYS.")
+            return
         try:
             request = exporter.ExportRequest(
                 fields=tuple(exporter.parse_fields(options["fields"]))
@@ -101,7 +112,7 @@ class Command(BaseCommand):
         if options["run_async"]:
             if options["output"]:
                 raise CommandError(
-                    "--async keeps the CSV in the default storage only (the admin offers it); "
+                    "--async keeps the CSV in the export storage only (the admin offers it); "
                     "drop --output"
                 )
             job = exporter.start_export_job(request, timeout=timeout)
