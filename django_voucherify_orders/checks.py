@@ -13,6 +13,8 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.W001  API_URL is plain http to a host other than this machine
 - vo.W002  LOG_HTTP_BODIES is on while DEBUG is False
 - vo.W003  MAX_ATTEMPTS fails orders long before RETRY_FOR (a short outage loses changes)
+
+A mapper adds its own with ``OrderMapper.check()`` (contrib.oscar: ``vo.E101`` ...).
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
                 id="vo.E006",
             )
         )
+    else:
+        if order_model is not None:  # the mapper's own checks (contrib.oscar's status map)
+            messages.extend(mapper(order_model).check())
     if order_model is not None:
         messages.extend(check_outbox_database(order_model))
     for label, field_name in config.triggers.items():

@@ -73,6 +73,7 @@ EXAMPLE_LINES: dict[str, str] = {
     "SWEEP_ORPHANS_WITHIN": '"SWEEP_ORPHANS_WITHIN": 86400,  # seconds; 0: never look',
     "ATTEMPT_RETENTION_DAYS": '"ATTEMPT_RETENTION_DAYS": 14,',
     "CELERY_QUEUE": '"CELERY_QUEUE": "voucherify",  # or None for the default queue',
+    "OSCAR": '"OSCAR": {"STATUS_MAP": {"Paid": "PAID"}},  # contrib.oscar; see docs/oscar.md',
 }
 SECRET_KEYS = frozenset({"SECRET_KEY"})
 
@@ -131,6 +132,8 @@ class VoucherifyOrdersSettings(BaseModel):
     sweep_orphans_within: float = Field(86400.0, alias="SWEEP_ORPHANS_WITHIN", ge=0)
     attempt_retention_days: int = Field(14, alias="ATTEMPT_RETENTION_DAYS", ge=0)
     celery_queue: str | None = Field(None, alias="CELERY_QUEUE")
+    # Options of contrib.oscar's mapper, validated there (docs/oscar.md).
+    oscar: dict[str, Any] = Field(default_factory=dict, alias="OSCAR")
 
     @field_validator("rate_limit", mode="before")
     @classmethod
