@@ -226,3 +226,27 @@ def test_an_unmapped_status_fails_that_order_naming_the_setting(oscar_shop, emul
         order.save()
         assert sync_row(order).state == SyncState.SYNCED
         assert remote(emulator, order)["status"] == "PAID"
+
+
+def test_mapping_n_orders_costs_a_fixed_number_of_queries(oscar_shop, emulator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_voucherify_orders.mapping import get_mapper
+
+    oscar_shop.factories.create_offer()
+    for index in range(6):
+        oscar_shop.place(
+            [(oscar_shop.product(), 2), (oscar_shop.product("3.00"), 1)],
+            guest_email=f"g{index}@example.com", shipping=("1.00", "1.20"),
+            surcharges=[("0.10", "0.12")],
+        )  # fmt: skip
+    mapper = get_mapper()
+
+    def queries(count: int) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            for order in mapper.get_queryset().order_by("pk")[:count]:
+                mapper.build(order)
+        return len(captured)
+
+    assert queries(1) == queries(6) <= 5
