@@ -137,8 +137,10 @@ class OrderMapper:
         Voucherify keeps the order data it stored first for a ``source_id`` when vouchers
         are validated or redeemed with it: return False to hold an order back until it is
         placed. A held order's row is ``skipped`` without an HTTP call; the next change to
-        the order (or a trigger) pushes it once this says True. Decide from the order and
-        what ``get_queryset`` loads with it, and only from tracked data.
+        the order (or a trigger) pushes it once this says True. Asked only until
+        Voucherify holds the order (pushed or imported): later changes are always pushed.
+        Decide from the order and what ``get_queryset`` loads with it, and only from
+        tracked data.
         """
         return True
 

@@ -199,7 +199,9 @@ def _push_leased(
     if order is None:
         _finish(row, version, token, state=SyncState.DELETED)
         return PushResult("deleted")
-    if not mapper.ready(order):  # held back (not placed yet): its next change pushes it
+    if row.synced_at is None and not mapper.ready(order):
+        # Held back until placed (Voucherify keeps the first data it gets for a source_id);
+        # its next change pushes it. An order Voucherify holds is always kept current.
         _finish(row, version, token, state=SyncState.SKIPPED)
         return PushResult("not_ready")
     try:

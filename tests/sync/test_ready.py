@@ -51,6 +51,17 @@ def test_the_change_that_makes_it_ready_pushes_it(drafts_wait, shop, emulator):
     assert [r.method for r in emulator.requests] == ["POST"]  # its first data is complete
 
 
+def test_once_voucherify_holds_an_order_every_change_is_pushed(drafts_wait, shop, emulator):
+    order = shop.order(status="paid")
+    assert remote(emulator, order)["status"] == "PAID"
+
+    order.status = "new"  # not "ready" any more, but Voucherify has it: keep it current
+    order.save()
+
+    assert OrderSync.objects.get(pk=str(order.pk)).state == SyncState.SYNCED
+    assert remote(emulator, order)["status"] == "CREATED"
+
+
 def test_orders_are_ready_by_default(shop, emulator):
     order = shop.order(status="new")
 
