@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; run: make PYTHON=python3.12 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(if $(DJANGO),'$(DJANGO)')
+	$(BIN)/python -m pip install --quiet -e '.[test,oscar]' $(if $(DJANGO),'$(DJANGO)')
 	@touch $@
 
 # The live flow on a fresh SQLite file, then bulk import and export through the client.
@@ -25,8 +25,9 @@ demo: $(STAMP)
 	$(BIN)/python example_project/client_demo.py
 
 # Lint and type checks, then two passes: the unit tests on SQLite, then everything
-# (integration tests included: real Celery workers over Redis) on PostgreSQL. The second
-# pass needs PostgreSQL and Redis on 127.0.0.1 (.ci/run starts them when they are down).
+# (integration tests included: real Celery workers over Redis) on PostgreSQL, each followed
+# by the django-oscar tests (tests/oscar) on the same database. The PostgreSQL passes need
+# PostgreSQL and Redis on 127.0.0.1 (.ci/run starts them when they are down).
 # JUNIT_DIR=dir writes one JUnit file per pass there. COVERAGE=1 measures both passes and
 # ends with coverage's report (and coverage.xml in JUNIT_DIR); CI does so on one leg.
 # The database name ends in the process id of the shell, so that pytest-django's test database
@@ -35,10 +36,15 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test_$$$$
 COVERAGE ?=
 COVERAGE_DATA := --data-file=$(VENV)/.coverage
 PYTEST := $(BIN)/python -m $(if $(COVERAGE),coverage run $(COVERAGE_DATA) -m) pytest
+# contrib.oscar against the real django-oscar, in a project with Oscar's apps: a pass of
+# its own on each database (the other passes leave tests/oscar out; see tests/conftest.py).
+OSCAR_TESTS := tests/oscar --ds=tests.oscar.settings
 test: $(STAMP) lint
 	$(if $(COVERAGE),$(BIN)/python -m coverage erase $(COVERAGE_DATA))
 	$(PYTEST) -m "not integration" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-sqlite.xml) $(PYTEST_ARGS)
+	$(PYTEST) $(OSCAR_TESTS) $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-oscar-sqlite.xml) $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST) $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-postgres.xml) $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST) $(OSCAR_TESTS) $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/junit-oscar-postgres.xml) $(PYTEST_ARGS)
 	$(if $(COVERAGE),$(BIN)/python -m coverage combine --quiet $(COVERAGE_DATA))
 	$(if $(COVERAGE),$(BIN)/python -m coverage report $(COVERAGE_DATA))
 	$(if $(and $(COVERAGE),$(JUNIT_DIR)),$(BIN)/python -m coverage xml --quiet $(COVERAGE_DATA) -o $(JUNIT_DIR)/coverage.xml)

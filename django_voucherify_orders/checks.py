@@ -17,6 +17,8 @@ Ids are stable: users silence them with ``SILENCED_SYSTEM_CHECKS``.
 - vo.W003  MAX_ATTEMPTS fails orders long before RETRY_FOR (a short outage loses changes)
 - vo.W004  a per-process cache (local memory, dummy) while Celery workers run elsewhere
 - vo.W005  the export storage is the public media storage, or a directory under MEDIA_ROOT
+
+A mapper adds its own with ``OrderMapper.check()`` (contrib.oscar: ``vo.E101`` ...).
 """
 
 from __future__ import annotations
@@ -186,6 +188,9 @@ def _sync_problems(config: VoucherifyOrdersSettings) -> list[CheckMessage]:
                 id="vo.E006",
             )
         )
+    else:
+        if order_model is not None:  # the mapper's own checks (contrib.oscar's status map)
+            messages.extend(mapper(order_model).check())
     if order_model is not None:
         messages.extend(check_outbox_database(order_model))
         if isinstance(mapper, type) and issubclass(mapper, OrderMapper):

@@ -75,6 +75,7 @@ EXAMPLE_LINES: dict[str, str] = {
     "CELERY_QUEUE": '"CELERY_QUEUE": "voucherify",  # or None for the default queue',
     "EXPORT_STORAGE": '"EXPORT_STORAGE": "voucherify_exports",  # a key of STORAGES, not "default"',
     "EXPORT_RETENTION_DAYS": '"EXPORT_RETENTION_DAYS": 7,  # or None to keep export CSVs',
+    "OSCAR": '"OSCAR": {"STATUS_MAP": {"Paid": "PAID"}},  # contrib.oscar; see docs/oscar.md',
 }
 SECRET_KEYS = frozenset({"SECRET_KEY"})
 
@@ -136,6 +137,8 @@ class VoucherifyOrdersSettings(BaseModel):
     # Export CSVs: a STORAGES key (None: see export_storage.py), kept this many days.
     export_storage: str | None = Field(None, alias="EXPORT_STORAGE", min_length=1)
     export_retention_days: int | None = Field(7, alias="EXPORT_RETENTION_DAYS", ge=1)
+    # Options of contrib.oscar's mapper, validated there (docs/oscar.md).
+    oscar: dict[str, Any] = Field(default_factory=dict, alias="OSCAR")
 
     @field_validator("rate_limit", mode="before")
     @classmethod

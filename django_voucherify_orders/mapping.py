@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar, overload
 
 from django.apps import apps
+from django.core.checks import CheckMessage
 from django.db import models
 from django.utils.module_loading import import_string
 from pydantic import BaseModel, ValidationError
@@ -139,6 +140,23 @@ class OrderMapper:
     def source_id(self, order: Any) -> str:
         """Voucherify's ``source_id`` for ``order``: the upsert key; it must never change."""
         return f"{self.source_id_prefix}{order.pk}"
+
+    def ready(self, order: Any) -> bool:
+        """Whether live sync may push ``order`` now (default: always).
+
+        Voucherify keeps the order data it stored first for a ``source_id`` when vouchers
+        are validated or redeemed with it: return False to hold an order back until it is
+        placed. A held order's row is ``skipped`` without an HTTP call; the next change to
+        the order (or a trigger) pushes it once this says True. Asked only until
+        Voucherify holds the order (pushed or imported): later changes are always pushed.
+        Decide from the order and what ``get_queryset`` loads with it, and only from
+        tracked data.
+        """
+        return True
+
+    def check(self) -> list[CheckMessage]:
+        """System check messages about this mapper's configuration (run by ``manage.py check``)."""
+        return []
 
     def to_voucherify(self, order: Any) -> OrderCreate | dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement to_voucherify(order)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -14,6 +16,19 @@ celery_app = Celery("tests")
 celery_app.config_from_object("django.conf:settings", namespace="CELERY")
 celery_app.set_default()
 celery_app.set_current()
+
+OSCAR_SETTINGS = "tests.oscar.settings"
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """tests/oscar runs in a pass of its own, with Oscar's apps (--ds=tests.oscar.settings);
+    every other test needs the example shop's settings."""
+    oscar_dir = Path(__file__).parent / "oscar"
+    if collection_path in oscar_dir.parents:
+        return None  # tests/ itself: look inside
+    in_oscar = oscar_dir in (collection_path, *collection_path.parents)
+    oscar_pass = os.environ.get("DJANGO_SETTINGS_MODULE") == OSCAR_SETTINGS
+    return True if oscar_pass != in_oscar else None
 
 
 @pytest.fixture(autouse=True)

@@ -66,8 +66,9 @@ MAX_THROTTLE_WAIT = 5.0  # longer waits for a rate-limit slot reschedule the tas
 
 @dataclass(frozen=True)
 class PushResult:
-    #: pushed, unchanged, busy, settled (not pending), missing, deleted, skipped, throttled,
-    #: retry, failed, paused (Voucherify refused the credentials; see outage)
+    #: pushed, unchanged, busy, settled (not pending), missing, deleted, skipped, not_ready
+    #: (the mapper's ready() said False), throttled, retry, failed, paused (Voucherify
+    #: refused the credentials; see outage)
     outcome: str
     retry_in: float | None = None
     method: str | None = None
@@ -198,6 +199,11 @@ def _push_leased(
     if order is None:
         _finish(row, version, token, state=SyncState.DELETED)
         return PushResult("deleted")
+    if row.synced_at is None and not mapper.ready(order):
+        # Held back until placed (Voucherify keeps the first data it gets for a source_id);
+        # its next change pushes it. An order Voucherify holds is always kept current.
+        _finish(row, version, token, state=SyncState.SKIPPED)
+        return PushResult("not_ready")
     try:
         payload = mapper.build(order).to_json()
     except MappingError as exc:

@@ -1,0 +1,1 @@
+"""Ready integrations with shop frameworks, one package per framework (``contrib.oscar``)."""
