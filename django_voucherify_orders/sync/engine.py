@@ -331,15 +331,20 @@ def _send(
     Voucherify no longer has the order. A forgotten hash means Voucherify may hold
     something else than the last payload (a late write landed): send all of it."""
     if row.voucherify_id and row.last_payload and row.payload_hash:
-        dropped = sorted(set(row.last_payload) - set(payload))
+        dropped = set(row.last_payload) - set(payload)
+        cleared: dict[str, Any] = {}
+        if dropped & {"referrer_id", "referrer"} and not {"referrer_id", "referrer"} & set(payload):
+            # The order has no referrer any more: null clears it, as the documents allow.
+            cleared["referrer_id"] = None
+            dropped -= {"referrer_id", "referrer"}
         if dropped:
             # Voucherify keeps a field that is not sent: the mapper must send an empty value
             # (0, {}, []) to clear it. Say so rather than report a false "synced".
             logger.warning(
                 "order %s: the mapper no longer sends %s; Voucherify keeps the old value",
-                source_id, ", ".join(dropped),
+                source_id, ", ".join(sorted(dropped)),
             )  # fmt: skip
-        changes = {
+        changes = cleared | {
             key: value
             for key, value in payload.items()
             if key not in ("id", "source_id") and row.last_payload.get(key) != value
