@@ -307,8 +307,13 @@ def get_client(*, retries: bool = True) -> VoucherifyClient:
     """This thread's client for the configured project (sessions are per thread).
 
     ``retries=False`` gives a client that makes one attempt per call: the push engine
-    reschedules a failed push instead of holding a worker asleep.
+    reschedules a failed push instead of holding a worker asleep. Every request of either
+    takes a slot of the shared ``RATE_LIMIT``, waiting at most ``HTTP_MAX_RETRY_WAIT``
+    seconds for one (a worker's client: ``MAX_WORKER_WAIT``), else ``RateLimitBusy``.
     """
+    # sync/ builds on this module: imported here, when the first client is made.
+    from .sync.limiter import MAX_WORKER_WAIT, SharedRateLimiter, SlotGate
+
     config = get_settings()
     cached = getattr(_clients, "entry", None)
     if cached is not None and cached[0] is config and retries in cached[1]:
@@ -317,6 +322,7 @@ def get_client(*, retries: bool = True) -> VoucherifyClient:
         by_kind: dict[bool, VoucherifyClient] = {}
         cached = (config, by_kind)
         _clients.entry = cached
+    limiter = SharedRateLimiter(config.rate_limit)
     client = VoucherifyClient(
         config.app_id,
         config.secret_key.get_secret_value(),
@@ -324,6 +330,8 @@ def get_client(*, retries: bool = True) -> VoucherifyClient:
         timeout=(config.connect_timeout, config.read_timeout),
         retry=config.retry_policy() if retries else RetryPolicy(max_retries=0),
         log_bodies=config.log_http_bodies,
+        gate=SlotGate(limiter, config.http_max_retry_wait if retries else MAX_WORKER_WAIT),
+        observers=[limiter.observe],
     )
     cached[1][retries] = client
     return client

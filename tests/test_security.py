@@ -26,6 +26,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command, get_commands
 from django.db.models import FileField, Model
@@ -44,6 +45,7 @@ from django_voucherify_orders.models import (
     SyncAttempt,
     SyncState,
 )
+from django_voucherify_orders.sync import limiter
 
 APP_LABEL = "voucherify_orders"
 APP_MODULE = "django_voucherify_orders"
@@ -396,6 +398,9 @@ def admin_pages(search: Search, emulator, settings) -> None:
     emulator.faults.retry_after = 3600  # rate-limited for an hour: not retried, reported
     emulator.faults.script([429])
     assert "Voucherify answered with an error" in visit("get", remote, {"page": 1, "limit": 10})
+    # That 429 paused every caller for the hour: the next page sends nothing, says why.
+    assert "shared rate limit is busy" in visit("get", remote, {"page": 1, "limit": 10})
+    cache.delete(f"{limiter.PREFIX}:pause")  # the hour is over
     emulator.faults.retry_after = 0
     with mistyped_key(settings):
         assert "HTTP 401" in visit("get", remote, {"page": 1, "limit": 10})

@@ -1,10 +1,11 @@
 """HTTP client for Voucherify's Orders API. Knows nothing of Django models."""
 
-from .client import DEFAULT_API_URL, MAX_IMPORT_ORDERS, ApiCall, VoucherifyClient
+from .client import DEFAULT_API_URL, MAX_IMPORT_ORDERS, ApiCall, Gate, VoucherifyClient
 from .errors import (
     AuthenticationError,
     NotFound,
     PayloadError,
+    RateLimitBusy,
     RateLimited,
     ValidationError,
     VoucherifyAPIError,
@@ -23,9 +24,11 @@ __all__ = [
     "MAX_IMPORT_ORDERS",
     "ApiCall",
     "AuthenticationError",
+    "Gate",
     "Idempotency",
     "NotFound",
     "PayloadError",
+    "RateLimitBusy",
     "RateLimitInfo",
     "RateLimited",
     "RetryPolicy",

@@ -47,7 +47,7 @@ from .schemas import (
     validation_problems,
 )
 
-__all__ = ["DEFAULT_API_URL", "MAX_IMPORT_ORDERS", "ApiCall", "VoucherifyClient"]
+__all__ = ["DEFAULT_API_URL", "MAX_IMPORT_ORDERS", "ApiCall", "Gate", "VoucherifyClient"]
 
 logger = logging.getLogger("django_voucherify_orders.client")
 # Whole bodies, when the client is built with log_bodies=True: a separate logger, so that
@@ -82,6 +82,9 @@ class ApiCall:
 
 
 Observer = Callable[[ApiCall], None]
+#: Called with (method, path) before every HTTP attempt, retries and redirect hops
+#: included; it may wait, or raise (``RateLimitBusy``) to refuse the attempt.
+Gate = Callable[[str, str], None]
 
 
 class VoucherifyClient:
@@ -90,7 +93,9 @@ class VoucherifyClient:
     Use one client per thread (``requests.Session`` is not documented as
     thread-safe). ``retry`` decides how one call is retried: idempotent calls on
     any transient failure, non-idempotent ones only when the request surely was
-    not processed (a 429, or a connection that was never made).
+    not processed (a 429, or a connection that was never made). ``gate``, when given,
+    is passed before every HTTP request (``conf.get_client()`` installs the shared rate
+    limiter there), so no request the client makes escapes it.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class VoucherifyClient:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         observers: Iterable[Observer] = (),
+        gate: Gate | None = None,
         log_bodies: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -112,6 +118,7 @@ class VoucherifyClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.observers = list(observers)
+        self.gate = gate
         self.log_bodies = log_bodies
         self.last_rate_limit = RateLimitInfo()
         self._secret_key = secret_key
@@ -428,11 +435,12 @@ class VoucherifyClient:
         params: Mapping[str, Any] | None,
         stream: bool,
     ) -> requests.Response:
+        self._pass_gate(method, path)
         started = self._clock()
         if self.log_bodies:
             _log_request(method, path, params, json)
         try:
-            response = self._request(method, url, headers, json, params, stream)
+            response = self._request(method, url, path, headers, json, params, stream)
         except requests.RequestException as exc:
             error = VoucherifyTransportError(method, path, exc, sent=_may_have_been_sent(exc))
             self._report(method, path, None, started, RateLimitInfo(), str(error), "")
@@ -452,10 +460,15 @@ class VoucherifyClient:
         self._report(method, path, response.status_code, started, rate_limit, None, excerpt)
         return response
 
+    def _pass_gate(self, method: str, path: str) -> None:
+        if self.gate is not None:
+            self.gate(method, path)
+
     def _request(
         self,
         method: str,
         url: str,
+        path: str,
         headers: Mapping[str, str],
         json: Any,
         params: Mapping[str, Any] | None,
@@ -477,6 +490,7 @@ class VoucherifyClient:
                 for name in AUTH_HEADER_NAMES:
                     following.headers.pop(name, None)
             response.close()
+            self._pass_gate(following.method or method, path)  # each hop is one more request
             response = self._session.send(
                 following, timeout=self.timeout, stream=stream, allow_redirects=False
             )

@@ -20,6 +20,7 @@ __all__ = [
     "AuthenticationError",
     "NotFound",
     "PayloadError",
+    "RateLimitBusy",
     "RateLimited",
     "ValidationError",
     "VoucherifyAPIError",
@@ -130,6 +131,21 @@ class RateLimited(VoucherifyAPIError):
     @property
     def retry_after(self) -> float | None:
         return self.rate_limit.seconds_until_retry()
+
+
+class RateLimitBusy(VoucherifyError):
+    """Nothing was sent: the project's shared ``RATE_LIMIT`` (or a pause Voucherify asked
+    for) has no slot for this call within the wait allowed. Try again in ``retry_in`` s."""
+
+    def __init__(self, method: str, path: str, retry_in: float, waited_at_most: float) -> None:
+        self.method = method
+        self.path = redact_url(path)
+        self.retry_in = retry_in
+        super().__init__(
+            f"{method} {self.path}: not sent, the shared rate limit is busy (no slot within "
+            f"{waited_at_most:g}s; RATE_LIMIT or a pause Voucherify asked for); "
+            f"try again in {retry_in:.0f}s"
+        )
 
 
 class VoucherifyServerError(VoucherifyAPIError):

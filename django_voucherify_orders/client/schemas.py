@@ -187,6 +187,11 @@ class CustomerInput(_Request):
     _metadata = field_validator("metadata")(_check_metadata)
 
 
+# Top-level order fields that Voucherify's documents (docs-openapi) let a request set to
+# null, meaning "none". The others are not nullable: clear them with 0, {} or [].
+CLEARABLE_WITH_NULL = ("referrer_id",)
+
+
 class _OrderFields(_Request):
     source_id: StrictStr | None = None
     status: OrderStatus | None = None
@@ -200,6 +205,16 @@ class _OrderFields(_Request):
     referrer: CustomerInput | None = None
 
     _metadata = field_validator("metadata")(_check_metadata)
+
+    def to_json(self) -> dict[str, Any]:
+        """As :meth:`_Request.to_json`, but a ``referrer_id`` given as ``None`` is sent as
+        null: the documents make it nullable, and null is how an update clears it (a field
+        left out is left unchanged). Only when given: ``OrderCreate()`` sends no key."""
+        body = super().to_json()
+        for name in CLEARABLE_WITH_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                body[name] = None
+        return body
 
 
 class OrderCreate(_OrderFields):

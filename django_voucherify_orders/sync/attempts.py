@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from ..client import ApiCall, RateLimitInfo, VoucherifyClient
 from ..models import OrderSync, SyncAttempt
-from .limiter import SharedRateLimiter
 
 __all__ = ["LAST_RATE_LIMIT_KEY", "attempt_log", "remember_rate_limit", "save_attempts"]
 
@@ -30,11 +29,10 @@ LAST_RATE_LIMIT_TTL = 24 * 3600
 def attempt_log(
     client: VoucherifyClient,
     row: OrderSync,
-    limiter: SharedRateLimiter,
     attempts: list[SyncAttempt],
 ) -> Iterator[None]:
-    """Add a SyncAttempt to ``attempts`` for every HTTP attempt, and share Voucherify's
-    quota signal with the other workers at once."""
+    """Add a SyncAttempt to ``attempts`` for every HTTP attempt. (Voucherify's quota
+    signal is shared by the limiter's observer, which every client has.)"""
 
     def record(call: ApiCall) -> None:
         attempts.append(
@@ -50,11 +48,6 @@ def attempt_log(
                 error=call.error or "",
             )
         )
-        info = call.rate_limit
-        if info.exhausted and info.retry_at:
-            limiter.pause_until(info.retry_at)
-        elif call.status_code == 429 and (wait := info.seconds_until_retry()):
-            limiter.pause_until(time.time() + wait)
 
     client.observers.append(record)
     try:

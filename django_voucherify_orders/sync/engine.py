@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from ..client import (
     NotFound,
+    RateLimitBusy,
     RateLimited,
     VoucherifyAPIError,
     VoucherifyClient,
@@ -46,7 +47,7 @@ from ..mapping import MappingError, get_mapper
 from ..models import NO_ERROR, OrderSync, SyncAttempt, SyncState
 from ..signals import CancelPush, after_push, before_push, push_failed
 from .attempts import attempt_log, remember_rate_limit, save_attempts
-from .limiter import SharedRateLimiter
+from .limiter import MAX_WORKER_WAIT, SharedRateLimiter, first_attempt_paid
 from .outage import (
     hold_paused,
     pause_pushes,
@@ -61,7 +62,7 @@ __all__ = ["PushResult", "payload_hash", "push", "push_many"]
 
 logger = logging.getLogger("django_voucherify_orders.sync")
 
-MAX_THROTTLE_WAIT = 5.0  # longer waits for a rate-limit slot reschedule the task instead
+MAX_THROTTLE_WAIT = MAX_WORKER_WAIT  # a longer wait for a slot reschedules the task instead
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,9 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
                 pk__in=[row.order_pk for row in rows.values()]
             )
         }
-        # A push may make two calls (a PUT, then a POST when the order is gone remotely).
-        worst_push = 2 * (config.connect_timeout + config.read_timeout)
+        # A push may make two calls (a PUT, then a POST when the order is gone remotely),
+        # each after waiting for its rate-limit slot.
+        worst_push = 2 * (config.connect_timeout + config.read_timeout + MAX_THROTTLE_WAIT)
         mine = set(rows)
         stopped: PushResult | None = None
         for position, (key, row) in enumerate(rows.items()):
@@ -239,8 +241,11 @@ def _push_leased(
 
     client = get_client(retries=False)
     try:
-        with attempt_log(client, row, limiter, attempts):
+        # The slot taken above is the first call's; a POST after a PUT's 404 takes its own.
+        with attempt_log(client, row, attempts), first_attempt_paid(client):
             remote, method = _send(client, row, source_id, payload)
+    except RateLimitBusy as exc:  # nothing sent: the batch stops and is rescheduled
+        return PushResult("throttled", retry_in=exc.retry_in)
     except VoucherifyTransportError as exc:
         if not exc.sent:  # never reached Voucherify: an ordinary retry
             return _handle_failure(row, token, order, exc, config)
@@ -332,15 +337,20 @@ def _send(
     Voucherify no longer has the order. A forgotten hash means Voucherify may hold
     something else than the last payload (a late write landed): send all of it."""
     if row.voucherify_id and row.last_payload and row.payload_hash:
-        dropped = sorted(set(row.last_payload) - set(payload))
+        dropped = set(row.last_payload) - set(payload)
+        cleared: dict[str, Any] = {}
+        if dropped & {"referrer_id", "referrer"} and not {"referrer_id", "referrer"} & set(payload):
+            # The order has no referrer any more: null clears it, as the documents allow.
+            cleared["referrer_id"] = None
+            dropped -= {"referrer_id", "referrer"}
         if dropped:
             # Voucherify keeps a field that is not sent: the mapper must send an empty value
             # (0, {}, []) to clear it. Say so rather than report a false "synced".
             logger.warning(
                 "order %s: the mapper no longer sends %s; Voucherify keeps the old value",
-                source_id, ", ".join(dropped),
+                source_id, ", ".join(sorted(dropped)),
             )  # fmt: skip
-        changes = {
+        changes = cleared | {
             key: value
             for key, value in payload.items()
             if key not in ("id", "source_id") and row.last_payload.get(key) != value
