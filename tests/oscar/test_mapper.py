@@ -249,4 +249,42 @@ def test_mapping_n_orders_costs_a_fixed_number_of_queries(oscar_shop, emulator):
                 mapper.build(order)
         return len(captured)
 
-    assert queries(1) == queries(6) <= 5
+    # orders, lines (with products), line discounts, order discounts, surcharges, payments
+    assert queries(1) == queries(6) <= 6
+
+
+def test_a_payment_event_makes_an_order_paid_when_asked(oscar_shop, emulator, settings):
+    """Oscar has no "paid" status: shops that record payments as events can say which."""
+    from oscar.apps.order.processing import EventHandler
+    from oscar.core.loading import get_model
+
+    settings.VOUCHERIFY_ORDERS = {
+        **settings.VOUCHERIFY_ORDERS,
+        "OSCAR": {"PAID_EVENT_TYPES": ["Settled"]},
+    }
+    settled = get_model("order", "PaymentEventType").objects.create(name="Settled")
+    authorised = get_model("order", "PaymentEventType").objects.create(name="Authorised")
+    order = oscar_shop.place()
+    assert remote(emulator, order)["status"] == "CREATED"
+
+    with transaction.atomic():
+        EventHandler().create_payment_event(order, authorised, order.total_incl_tax)
+    assert remote(emulator, order)["status"] == "CREATED"
+
+    with transaction.atomic():  # as a payment gateway's callback records it
+        EventHandler().create_payment_event(order, settled, order.total_incl_tax)
+    assert remote(emulator, order)["status"] == "PAID"
+
+    order.set_status("Cancelled")  # a status that maps to something else still wins
+    assert remote(emulator, order)["status"] == "CANCELED"
+
+
+def test_payment_events_change_nothing_unless_asked(oscar_shop, emulator):
+    from oscar.apps.order.processing import EventHandler
+    from oscar.core.loading import get_model
+
+    settled = get_model("order", "PaymentEventType").objects.create(name="Settled")
+    order = oscar_shop.place()
+    with transaction.atomic():
+        EventHandler().create_payment_event(order, settled, order.total_incl_tax)
+    assert remote(emulator, order)["status"] == "CREATED"

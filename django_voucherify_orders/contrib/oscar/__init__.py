@@ -31,6 +31,7 @@ __all__ = ["TRIGGERS", "OscarOrderMapper", "register_admin"]
 #: - ``order.Line``: items (a line's status, for cancelled lines; prices; quantity).
 #: - ``order.OrderDiscount``: offers and vouchers (metadata), the shipping discount.
 #: - ``order.Surcharge``: surcharge items.
+#: - ``order.PaymentEvent``: a payment may make the order PAID (``PAID_EVENT_TYPES``).
 #:
 #: A status change saves the order itself (``Order.set_status``), and shipping is on the
 #: order, so neither needs a trigger. ``OrderLineDiscount`` points at a line, not at the
@@ -41,6 +42,7 @@ TRIGGERS: dict[str, str] = {
     "order.Line": "order",
     "order.OrderDiscount": "order",
     "order.Surcharge": "order",
+    "order.PaymentEvent": "order",
 }
 
 

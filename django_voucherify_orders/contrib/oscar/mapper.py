@@ -52,6 +52,9 @@ class OscarOrderMapper(OrderMapper):
     cancelled_line_statuses: tuple[str, ...] = ("Cancelled",)
     #: Orders in these statuses are held back from live sync (see ``ready``).
     hold_statuses: tuple[str, ...] = ()
+    #: Oscar has no "paid" status: an order whose status maps to CREATED is sent as PAID
+    #: once it has a payment event of one of these types (by name, e.g. "Settled").
+    paid_event_types: tuple[str, ...] = ()
     #: Prepended to a registered user's pk for the customer's source_id.
     customer_prefix: str = "user-"
 
@@ -78,12 +81,19 @@ class OscarOrderMapper(OrderMapper):
         chosen = self.options().CANCELLED_LINE_STATUSES
         return self.cancelled_line_statuses if chosen is None else chosen
 
+    def paid_events(self) -> Iterable[str]:
+        chosen = self.options().PAID_EVENT_TYPES
+        return self.paid_event_types if chosen is None else chosen
+
     # --- the mapping -----------------------------------------------------------------
 
     def get_queryset(self) -> models.QuerySet[Any]:
         line_model = get_model("order", "Line")
         line_discounts = get_model("order", "OrderLineDiscount").objects.select_related(
             "order_discount"
+        )
+        payments = get_model("order", "PaymentEvent")._default_manager.select_related(
+            "event_type"
         )
         lines = line_model._default_manager.select_related("product").prefetch_related(
             Prefetch("discounts", queryset=line_discounts)
@@ -92,8 +102,11 @@ class OscarOrderMapper(OrderMapper):
             super()
             .get_queryset()
             .select_related("user")
-            .prefetch_related(Prefetch("lines", queryset=lines), "discounts", "surcharges")
-        )
+            .prefetch_related(
+                Prefetch("lines", queryset=lines), "discounts", "surcharges",
+                Prefetch("payment_events", queryset=payments),
+            )
+        )  # fmt: skip
 
     def source_id(self, order: Any) -> str:
         return f"{self.source_id_prefix}{order.number}"
@@ -141,7 +154,12 @@ class OscarOrderMapper(OrderMapper):
                 f"Oscar status {order.status!r} has no Voucherify status; add it to "
                 f'{SETTING}["STATUS_MAP"], e.g. {{{order.status!r}: "PAID"}}',
             )
-        return statuses[order.status]
+        status = statuses[order.status]
+        paid_by = set(self.paid_events())
+        if status == "CREATED" and paid_by:
+            if any(event.event_type.name in paid_by for event in order.payment_events.all()):
+                return "PAID"
+        return status
 
     def _price(self, incl: Decimal | None, excl: Decimal | None) -> Decimal:
         value = incl if self.is_tax_inclusive() else excl

@@ -38,6 +38,8 @@ class OscarOptions(BaseModel):
     CANCELLED_LINE_STATUSES: list[str] | None = None
     #: Order statuses that hold the order back from live sync (``ready()`` is False).
     HOLD_STATUSES: list[str] | None = None
+    #: Payment event types (their names) that make a CREATED order PAID.
+    PAID_EVENT_TYPES: list[str] | None = None
 
 
 def oscar_options() -> OscarOptions:
