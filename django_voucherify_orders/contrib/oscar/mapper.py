@@ -92,9 +92,7 @@ class OscarOrderMapper(OrderMapper):
         line_discounts = get_model("order", "OrderLineDiscount").objects.select_related(
             "order_discount"
         )
-        payments = get_model("order", "PaymentEvent")._default_manager.select_related(
-            "event_type"
-        )
+        payments = get_model("order", "PaymentEvent")._default_manager.select_related("event_type")
         lines = line_model._default_manager.select_related("product").prefetch_related(
             Prefetch("discounts", queryset=line_discounts)
         )
