@@ -154,9 +154,9 @@ class OscarOrderMapper(OrderMapper):
             )
         status = statuses[order.status]
         paid_by = set(self.paid_events())
-        if status == "CREATED" and paid_by:
-            if any(event.event_type.name in paid_by for event in order.payment_events.all()):
-                return "PAID"
+        payments = order.payment_events.all() if status == "CREATED" and paid_by else ()
+        if any(event.event_type.name in paid_by for event in payments):
+            return "PAID"
         return status
 
     def _price(self, incl: Decimal | None, excl: Decimal | None) -> Decimal:
