@@ -261,7 +261,9 @@ class _BatchRunner:
             entry.update(state="unitemised", unitemised=unnamed)
             self.job.unitemised += unnamed
         else:
-            imported = {k: p for k, p in payloads.items() if k not in held and k not in refused_keys}
+            imported = {
+                k: p for k, p in payloads.items() if k not in held and k not in refused_keys
+            }
             entry["state"] = "done"
         entry.pop("pks", None)
         entry.update(done=len(imported), held=len(held), failed=len(local_failures) + len(refused))

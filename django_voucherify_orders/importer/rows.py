@@ -27,7 +27,9 @@ def already_exists(reason: str) -> bool:
     return bool(_ALREADY_EXISTS.search(reason))
 
 
-def failure(job: ImportJob, source_id: str | None, order_pk: str, stage: str, reason: str) -> Failure:
+def failure(
+    job: ImportJob, source_id: str | None, order_pk: str, stage: str, reason: str
+) -> Failure:
     return {"job": job, "source_id": source_id or "", "order_pk": order_pk, "stage": stage,
             "reason": reason}  # fmt: skip
 

@@ -67,9 +67,9 @@ def create_via_live_sync(
     outcome = CreateOutcome(selected, count_left_out_synced(params, selected))
     last_pk: Any = None
     while True:
-        batch = list((orders.filter(pk__gt=last_pk) if last_pk is not None else orders)[
-            : params.batch_size
-        ])
+        batch = list(
+            (orders.filter(pk__gt=last_pk) if last_pk is not None else orders)[: params.batch_size]
+        )
         if not batch:
             return outcome
         last_pk = batch[-1].pk

@@ -330,3 +330,52 @@ def test_a_batch_that_landed_unanswered_is_sent_again_and_ends_synced(voucherify
     assert (job.status, job.failed, job.already_held) == (JobStatus.DONE, 0, 4)
     assert synced() == {str(o.pk) for o in orders}
     assert len(voucherify_emulator.orders()) == 4
+
+
+# --- 8. --via create ----------------------------------------------------------------------
+
+
+def test_via_create_pushes_through_live_sync(voucherify_emulator):
+    orders = seed(3)
+
+    out = run("--via", "create")
+
+    assert out.splitlines()[0].startswith("Path: create, through live sync")
+    assert "3 orders selected: 3 synced, 0 failed, 0 pending (3 pushed)." in out
+    assert voucherify_emulator.count(method="POST", path_prefix="/v1/orders/import") == 0
+    assert voucherify_emulator.count(method="POST", path_prefix="/v1/orders") == 3
+    assert synced() == {str(o.pk) for o in orders}
+    assert not ImportJob.objects.exists()
+
+
+def test_via_create_reports_failures_and_exits_non_zero(voucherify_emulator):
+    orders = seed(3)
+    Order.objects.filter(pk=orders[1].pk).update(status="lost")
+
+    with pytest.raises(CommandError, match="1 orders failed and 0 are still pending"):
+        run("--via", "create")
+
+    row = OrderSync.objects.get(pk=str(orders[1].pk))
+    assert (row.state, row.last_error_key) == (SyncState.FAILED, "invalid_local_data")
+    assert len(voucherify_emulator.orders()) == 2
+
+
+def test_via_create_in_the_workers(voucherify_emulator):
+    seed(3)
+    out = run("--via", "create", "--async")  # tests run Celery eagerly
+    assert "3 orders marked changed; the Celery workers push them." in out
+    assert len(voucherify_emulator.orders()) == 3
+
+
+def test_via_create_dry_run_and_the_default_path(voucherify_emulator):
+    orders = seed(3)
+    orders[0].save()  # live sync delivered it
+
+    out = run("--via", "create", "--dry-run")
+
+    assert "2 orders selected, 2 would be created, 0 can't be mapped." in out
+    assert "1 left out as already synced" in out
+    assert voucherify_emulator.count() == 1
+    assert run("--dry-run").splitlines()[0] == (
+        "Path: bulk import (no events, distributions or earning rules fire)."
+    )

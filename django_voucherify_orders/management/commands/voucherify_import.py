@@ -169,9 +169,7 @@ class Command(BaseCommand):
             )
         params = self._params(options)
         self.stdout.write(f"Path: {CREATE}.")
-        done = create_via_live_sync(
-            params, dry_run=options["dry_run"], queue=options["run_async"]
-        )
+        done = create_via_live_sync(params, dry_run=options["dry_run"], queue=options["run_async"])
         skipped = self._skipped(done.skipped_synced)
         if options["dry_run"]:
             self.stdout.write(
