@@ -25,7 +25,7 @@ from ..client import VoucherifyAPIError, VoucherifyClient, VoucherifyError, Vouc
 from ..client.schemas import AsyncAction, OrderImport
 from ..conf import get_client
 from ..mapping import MappingError, OrderMapper, get_mapper
-from ..models import ImportFailure, ImportJob, JobStatus
+from ..models import ImportFailure, ImportJob, JobStatus, OrderSync
 from .claim import ClaimLost, ImportClaim, JobBusy, JobFinished, claim_job
 from .params import ImportParameters, count_left_out_synced, select_orders
 from .rows import Failure, already_exists, failure, insert_failures, mark_failed, mark_synced
@@ -216,9 +216,16 @@ class _BatchRunner:
         payloads: dict[str, OrderImport] = {}
         failures: list[Failure] = []
         errors: list[MappingError] = []
+        first_with: dict[str | None, str] = {}  # source_id -> the batch's first order with it
         for order in orders:
             try:
-                payloads[str(order.pk)] = self.mapper.build(order, OrderImport)
+                payload = self.mapper.build(order, OrderImport)
+                holder = first_with.setdefault(payload.source_id, str(order.pk))
+                if holder != str(order.pk):  # Voucherify would take them for one order
+                    raise MappingError(
+                        order.pk, payload.source_id, [("source_id", f"also order {holder}'s")]
+                    )
+                payloads[str(order.pk)] = payload
             except MappingError as exc:
                 errors.append(exc)
                 failures.append(
@@ -252,6 +259,12 @@ class _BatchRunner:
             for f in named
             if f["order_pk"] in payloads and already_exists(f["reason"])
         }
+        if held:  # unless another local order holds that source_id: then two share it
+            shared = _sources_of_other_orders(held)
+            for f in named:
+                if f["order_pk"] in held and f["source_id"] in shared:
+                    del held[f["order_pk"]]
+                    f["reason"] += f" (the source_id of order {shared[f['source_id']]} too)"
         refused = [f for f in named if f["order_pk"] not in held]
         refused_keys = {f["order_pk"] for f in refused}
         if unnamed:
@@ -321,6 +334,14 @@ class _BatchRunner:
         self.job.finished_at = timezone.now()
         self.claim.save()
         logger.error("import job %s stopped: %s", self.job.pk, self.job.error)
+
+
+def _sources_of_other_orders(orders: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The source_ids of ``orders`` that sync rows of other orders hold, and those orders."""
+    rows = OrderSync.objects.filter(
+        source_id__in=[payload["source_id"] for payload in orders.values()]
+    ).exclude(pk__in=list(orders))
+    return dict(rows.values_list("source_id", "pk"))  # type: ignore[arg-type]
 
 
 def _surely_not_received(exc: VoucherifyError) -> bool:

@@ -379,3 +379,26 @@ def test_via_create_dry_run_and_the_default_path(voucherify_emulator):
     assert run("--dry-run").splitlines()[0] == (
         "Path: bulk import (no events, distributions or earning rules fire)."
     )
+
+
+@pytest.mark.parametrize("batch_size", ["2000", "1"])
+def test_two_orders_with_one_source_id_are_not_taken_for_one(
+    voucherify_emulator, monkeypatch, batch_size
+):
+    """'Already exists' for an order whose source_id another local order holds is a
+    failure (two orders would be one in Voucherify), in the same batch or a later one."""
+    orders = seed(3)
+    twins = {str(orders[0].pk), str(orders[1].pk)}
+    real = OrderMapper.source_id
+    monkeypatch.setattr(
+        OrderMapper, "source_id", lambda self, o: "twin" if str(o.pk) in twins else real(self, o)
+    )
+
+    with pytest.raises(CommandError, match="1 orders were not imported"):
+        run("--batch-size", batch_size)
+
+    job = ImportJob.objects.get()
+    assert (job.imported, job.already_held, job.failed) == (2, 0, 1)
+    assert synced() == {str(orders[0].pk), str(orders[2].pk)}
+    reason = job.failures.get().reason
+    assert f"order {orders[0].pk}" in reason
