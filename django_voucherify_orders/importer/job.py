@@ -70,7 +70,6 @@ def run_import(
     (status ``interrupted`` when resuming makes sense, ``failed`` when the data was refused).
     """
     claim = claim_job(job)
-    job = claim.job
     try:
         return _run(claim, client or get_client(), progress, poll_timeout)
     finally:
