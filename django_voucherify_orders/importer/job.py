@@ -180,9 +180,12 @@ class _BatchRunner:
         # The batch was sent: its invalid orders are recorded now, once (a batch sent
         # again after a dropped connection is read and validated again).
         self.job.failed += len(local_failures)
-        with transaction.atomic():
-            insert_failures(local_failures)
-            mark_failed(errors)
+        if local_failures:
+            with transaction.atomic():
+                insert_failures(local_failures)
+                mark_failed(errors)
+                self.claim.save()
+        else:
             self.claim.save()
         self._finish(entry, payloads, [])
 
