@@ -139,7 +139,11 @@ class ImportJob(models.Model):
 
     ``batches`` holds one entry per request, in order: first and last order pk,
     order count, the async action id (recorded before waiting for it, so a resumed
-    job polls it instead of sending the orders again) and its outcome.
+    job polls it instead of sending the orders again) and its outcome. The batch in
+    flight also lists the pks it sent, so a resume records exactly those.
+
+    ``runner`` and ``heartbeat_at`` are the claim of the process running the job (see
+    ``importer.claim``): one runner at a time.
     """
 
     status = models.CharField(max_length=24, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -153,7 +157,22 @@ class ImportJob(models.Model):
     sent = models.PositiveIntegerField(_("orders sent"), default=0)
     imported = models.PositiveIntegerField(_("orders imported"), default=0)
     failed = models.PositiveIntegerField(_("orders failed"), default=0)
+    skipped_synced = models.PositiveIntegerField(
+        _("orders left out as synced"), default=0,
+        help_text=_("Matched the filters, but live sync or an import delivered them already."),
+    )  # fmt: skip
+    already_held = models.PositiveIntegerField(
+        _("orders Voucherify already held"), default=0,
+        help_text=_("Sent, and refused by Voucherify as already existing."),
+    )  # fmt: skip
+    unitemised = models.PositiveIntegerField(
+        _("failures Voucherify did not name"), default=0,
+        help_text=_("Counted in an import's result without naming the order: their batch "
+                    "is left unsynced."),
+    )  # fmt: skip
     error = models.TextField(blank=True, default="")
+    runner = models.CharField(_("runner"), max_length=32, blank=True, default="")
+    heartbeat_at = models.DateTimeField(_("runner last seen"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -99,6 +99,11 @@ class Emulator:
             self._record(method, path, 0, received)
             raise DroppedConnection(f"{method} {path}: connection dropped by an injected fault")
         request_id = new_request_id()
+        if fault == "drop-after":
+            query = parse_qs(parts.query, keep_blank_values=True)
+            served = self._serve_api(method, path, query, headers, body, request_id)
+            self._record(method, path, served.status, received)
+            raise DroppedConnection(f"{method} {path}: answer dropped by an injected fault")
         if fault is not None:
             response = self._fault_response(fault, request_id)
         else:
@@ -152,7 +157,7 @@ class Emulator:
         )
 
     def _fault_response(self, fault: Fault, request_id: str) -> EmulatorResponse:
-        assert fault != "drop"
+        assert isinstance(fault, int)  # drops raise before a response is made
         error = status_error(fault, "Injected fault")
         headers = self._limiter.hit(consume=False).headers()
         if fault == 429:

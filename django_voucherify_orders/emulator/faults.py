@@ -9,7 +9,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-Fault = int | Literal["drop"]
+# "drop": the connection is closed before the request is served; "drop-after": after it
+# was served (it landed), so the client never learns that it did.
+Fault = int | Literal["drop", "drop-after"]
 DEFAULT_IMPORT_FAILURE = "Internal error"  # the reason in the documented ORDERS.IMPORT example
 
 
@@ -18,14 +20,17 @@ class DroppedConnection(Exception):
 
 
 def parse_fault(value: object) -> Fault:
-    """Accept 500, "500" or "drop" (strings come from JSON keys and the command line)."""
+    """Accept 500, "500", "drop" or "drop-after" (strings come from JSON keys and the
+    command line)."""
     if value == "drop":
         return "drop"
+    if value == "drop-after":
+        return "drop-after"
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
         return value
-    raise ValueError(f"a fault is an HTTP status 400-599 or 'drop', not {value!r}")
+    raise ValueError(f"a fault is an HTTP status 400-599, 'drop' or 'drop-after', not {value!r}")
 
 
 class Faults:
@@ -39,6 +44,7 @@ class Faults:
         self._rates: list[tuple[Fault, float]] = []
         self._rng = random.Random()
         self._import_failures: dict[str, str] = {}
+        self._unnamed_import_failures: set[str] = set()
         self._export_failures = 0
 
     def script(self, faults: Iterable[object]) -> None:
@@ -59,10 +65,18 @@ class Faults:
             self._rates = parsed
             self._rng = random.Random(seed)
 
-    def fail_import(self, source_ids: Iterable[str], reason: str = DEFAULT_IMPORT_FAILURE) -> None:
-        """Orders with these source_ids fail in later imports (listed in result.failed)."""
+    def fail_import(
+        self, source_ids: Iterable[str], reason: str = DEFAULT_IMPORT_FAILURE, *, named: bool = True
+    ) -> None:
+        """Orders with these source_ids fail in later imports (listed in result.failed).
+
+        ``named=False``: counted in ``failed_count`` but not listed, so the result does not
+        say which orders failed (the documents don't promise every failure is itemised).
+        """
         with self._lock:
             self._import_failures.update(dict.fromkeys(source_ids, reason))
+            if not named:
+                self._unnamed_import_failures.update(source_ids)
 
     def fail_export_next(self, count: int = 1) -> None:
         """The next `count` exports end in status ERROR instead of DONE."""
@@ -77,6 +91,7 @@ class Faults:
             self._rates = []
             self._rng = random.Random()
             self._import_failures.clear()
+            self._unnamed_import_failures.clear()
             self._export_failures = 0
 
     # -- used by the emulator -------------------------------------------------------------
@@ -101,6 +116,10 @@ class Faults:
             return None
         with self._lock:
             return self._import_failures.get(source_id)
+
+    def import_failure_unnamed(self, source_id: str | None) -> bool:
+        with self._lock:
+            return source_id in self._unnamed_import_failures
 
     def take_export_failure(self) -> bool:
         with self._lock:

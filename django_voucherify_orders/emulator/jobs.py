@@ -148,6 +148,7 @@ class Jobs:
     def _finish_import(self, action: ImportAction) -> None:
         now = now_iso(self.clock)
         failed: list[dict[str, Any]] = []
+        unnamed = 0
         for body in action.orders:
             source_id = body.get("source_id")
             try:
@@ -159,15 +160,19 @@ class Jobs:
                 # source_id that appears twice in one batch; "upsert" updates it instead.
                 self.store.upsert(body, now, existing=self.import_existing)
             except ImportConflict as exc:
+                if self.faults.import_failure_unnamed(source_id):
+                    unnamed += 1  # counted, not itemised
+                    continue
                 failed.append({"source_id": source_id, "reason": str(exc)})
             except ApiError as exc:
                 failed.append({"source_id": source_id, "reason": exc.details or exc.message})
-        done = len(action.orders) - len(failed)
+        failed_count = len(failed) + unnamed
+        done = len(action.orders) - failed_count
         action.result = {
-            "message": f"{done} order(s) imported successfully, {len(failed)} failed.",
+            "message": f"{done} order(s) imported successfully, {failed_count} failed.",
             "failed": failed,
             "done_count": done,
-            "failed_count": len(failed),
+            "failed_count": failed_count,
         }
         if action.started is not None:
             action.processing_time = int((self.clock() - action.started) * 1000)
