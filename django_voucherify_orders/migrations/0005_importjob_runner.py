@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('voucherify_orders', '0004_exportjob_storage'),  # after main's merge of reconcile
+        ('voucherify_orders', '0004_exportjob_storage'),
     ]
 
     operations = [
