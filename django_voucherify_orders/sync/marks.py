@@ -57,9 +57,14 @@ def mark_changed(
         _mark_new({key: source_id}, timezone.now(), database)
     elif not marked_in_transaction(key, order_database):
         now = timezone.now()
-        if not _bump(OrderSync.objects.using(database).filter(pk=key), now):
+        row = OrderSync.objects.using(database).filter(pk=key)
+        if not _bump(row, now):
             # An order that changed before the app was installed, or whose row is gone.
             _mark_new({key: source_id}, now, database)
+            # A row written meanwhile (the import recording this order synced, from what
+            # it read before this change) wins the insert: bump it, or the change lives
+            # only in the push queued after commit.
+            _bump(row, now)
     push_after_commit(key, order_database)
 
 

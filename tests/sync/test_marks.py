@@ -3,14 +3,18 @@ transaction (issue 10)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from shop.voucherify import ShopOrderMapper
 
 from django_voucherify_orders.models import OrderSync, SyncState
-from django_voucherify_orders.sync import enqueue_sync
+from django_voucherify_orders.sync import enqueue_sync, sweep
 
 from .conftest import remote
 
@@ -271,3 +275,42 @@ def test_in_a_testcase_each_executed_on_commit_capture_is_a_commit(
         order.save()
 
     assert remote(emulator, order)["status"] == "PAID"
+
+
+def test_an_old_order_edited_while_the_import_records_it_reaches_voucherify(
+    shop, emulator, monkeypatch
+):
+    """An order from before the app was installed has no row. Its first edit since finds
+    none, so it inserts one; if the import writes its synced row for the order in that
+    moment (after the edit's check, before its insert), the edit must still be pushed."""
+    from django_voucherify_orders.conf import get_client
+    from django_voucherify_orders.importer import rows
+    from django_voucherify_orders.mapping import get_mapper
+    from django_voucherify_orders.sync import marks
+
+    order = shop.order(status="new")
+    OrderSync.objects.filter(pk=str(order.pk)).delete()  # as if placed before the install
+    emulator.reset()
+    as_imported = get_mapper().build(order).to_json()
+    get_client().create_order(as_imported)  # the import's batch reached Voucherify
+
+    real_bulk_create = QuerySet.bulk_create
+    landed = []
+
+    def import_lands_first(self, objs, *args, **kwargs):
+        if self.model is OrderSync and not landed:  # the edit's insert of a new row
+            landed.append(rows.mark_synced({str(order.pk): as_imported}, {}))
+        return real_bulk_create(self, objs, *args, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "bulk_create", import_lands_first)
+    # The push queued after commit is lost (the broker was down, the worker killed): the
+    # outbox row is all that remembers the edit, and the sweep pushes what it holds.
+    monkeypatch.setattr(marks, "push_after_commit", lambda key, database: None)
+    with transaction.atomic():
+        order.status = "paid"
+        order.save()
+
+    assert OrderSync.objects.get(pk=str(order.pk)).state == SyncState.PENDING
+    sweep(now=timezone.now() + timedelta(hours=1))
+    assert remote(emulator, order)["status"] == "PAID"
+    assert OrderSync.objects.get(pk=str(order.pk)).state == SyncState.SYNCED
