@@ -7,11 +7,13 @@ Subclass it, point ``VOUCHERIFY_ORDERS["MAPPER"]`` at the subclass, and implemen
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar, overload
 
 from django.apps import apps
 from django.core.checks import CheckMessage
+from django.core.exceptions import ValidationError as FieldValueError
 from django.db import models
 from django.utils.module_loading import import_string
 from pydantic import BaseModel, ValidationError
@@ -93,6 +95,14 @@ def format_minor_units(amount: int, currency: str) -> str:
     return f"{Decimal(amount).scaleb(-exponent):.{exponent}f} {currency.strip().upper()}"
 
 
+def _as_value(field: Any, text: str) -> Any:
+    """``text`` as a value of ``field`` (an int pk from "17"), or None if it cannot be."""
+    try:
+        return field.to_python(text)
+    except (FieldValueError, ValueError, TypeError):
+        return None
+
+
 class MappingError(ValueError):
     """The mapper produced something Voucherify would refuse, or raised; names order and field."""
 
@@ -127,6 +137,10 @@ class OrderMapper:
     date_field: str = "created_at"
     #: The order field used by ``voucherify_import --status`` (your values, not Voucherify's).
     status_field: str = "status"
+    #: The order field whose value, after ``source_id_prefix``, is the source_id (as the
+    #: default ``source_id()`` uses the pk): lets the commands' ``--ids`` take source ids
+    #: too. Set it when you override ``source_id()`` (e.g. ``"number"``), or None.
+    source_id_field: str | None = "pk"
     #: The metadata key holding the order's ISO 4217 currency, if the mapper sends one:
     #: Voucherify's order has no currency, so the admin reads it there to show amounts.
     currency_metadata_key: str | None = "currency"
@@ -157,6 +171,28 @@ class OrderMapper:
     def check(self) -> list[CheckMessage]:
         """System check messages about this mapper's configuration (run by ``manage.py check``)."""
         return []
+
+    def orders_named(self, ids: Iterable[str]) -> models.Q:
+        """A filter for the orders that ``ids`` name, each by primary key or by source_id
+        (through ``source_id_field``, and the source_ids live sync has recorded)."""
+        from .models import OrderSync
+
+        ids = list(ids)
+        pk_field = self.model._meta.pk
+        recorded = OrderSync.objects.filter(source_id__in=ids).values_list("order_pk", flat=True)
+        pks = [_as_value(pk_field, key) for key in [*ids, *recorded]]
+        named = models.Q(pk__in=[pk for pk in pks if pk is not None])
+        if self.source_id_field:
+            field = (
+                pk_field
+                if self.source_id_field == "pk"
+                else self.model._meta.get_field(self.source_id_field)
+            )
+            prefix = self.source_id_prefix
+            values = [_as_value(field, key[len(prefix) :]) for key in ids if key.startswith(prefix)]
+            lookup = f"{self.source_id_field}__in"
+            named |= models.Q(**{lookup: [value for value in values if value is not None]})
+        return named
 
     def to_voucherify(self, order: Any) -> OrderCreate | dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement to_voucherify(order)")

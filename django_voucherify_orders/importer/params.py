@@ -73,13 +73,24 @@ def select_orders(params: ImportParameters, mapper: OrderMapper | None = None) -
     if params.statuses:
         orders = orders.filter(**{f"{mapper.status_field}__in": params.statuses})
     if params.ids:
-        orders = orders.filter(pk__in=params.ids)
+        orders = orders.filter(mapper.orders_named(params.ids))
     if params.skip_synced:
         synced = OrderSync.objects.filter(
             order_pk=Cast(OuterRef("pk"), CharField()), state=SyncState.SYNCED
         )
         orders = orders.exclude(Exists(synced))
     return orders.order_by("pk")
+
+
+def unknown_ids(params: ImportParameters, mapper: OrderMapper | None = None) -> list[str]:
+    """The ``ids`` that name no order, by pk or source_id (two queries)."""
+    mapper = mapper or get_mapper()
+    found = mapper.get_queryset().filter(mapper.orders_named(params.ids))
+    known = {str(order.pk) for order in found} | {mapper.source_id(order) for order in found}
+    recorded = set(
+        OrderSync.objects.filter(source_id__in=params.ids).values_list("source_id", flat=True)
+    )
+    return [key for key in params.ids if key not in known | recorded]
 
 
 def count_left_out_synced(params: ImportParameters, selected: int) -> int:

@@ -262,3 +262,32 @@ def test_live_sync_does_not_push_imported_orders_again(voucherify_emulator):
     order.save()  # unchanged
 
     assert voucherify_emulator.count() == before
+
+
+def test_ids_take_source_ids_as_well_as_pks(voucherify_emulator, settings):
+    """A shop staff member knows order numbers: with a mapper whose source_id is the
+    order number (its source_id_field), --ids accepts them next to pks."""
+    settings.VOUCHERIFY_ORDERS = {
+        **settings.VOUCHERIFY_ORDERS,
+        "MAPPER": "tests.testapp.voucherify.NumberOrderMapper",
+    }
+    seed(6, items=1)
+    orders = list(Order.objects.order_by("pk"))
+
+    run("--ids", f"{orders[0].number},{orders[1].pk}")
+
+    assert {o["source_id"] for o in voucherify_emulator.orders()} == {
+        orders[0].number, orders[1].number,
+    }  # fmt: skip
+
+
+def test_ids_that_match_no_order_are_named(voucherify_emulator):
+    seed(3, items=1)
+    order = Order.objects.first()
+
+    with pytest.raises(CommandError) as raised:
+        run("--ids", f"{order.pk},SO-NOPE,999999")
+
+    assert "no order has the pk or source_id SO-NOPE, 999999" in str(raised.value)
+    assert voucherify_emulator.orders() == []
+    assert not ImportJob.objects.exists()

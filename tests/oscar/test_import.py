@@ -83,3 +83,12 @@ def test_the_history_is_imported_exported_and_reconciled_clean(
     assert "No drift." in run("voucherify_reconcile", "--poll-interval", "0")
     run("voucherify_export", "--poll-interval", "0")
     assert ExportJob.objects.latest("pk").row_count == HISTORY
+
+
+def test_ids_take_oscar_order_numbers(oscar_shop, emulator):
+    with paused_sync():
+        orders = [oscar_shop.place() for _ in range(3)]
+
+    run("voucherify_import", "--ids", f"{orders[0].number},{orders[2].number}", "--no-progress")
+
+    assert {o["source_id"] for o in emulator.orders()} == {orders[0].number, orders[2].number}

@@ -31,3 +31,12 @@ class CustomerCityMapper(ShopOrderMapper):
     """Lookups across relations are fine: ``--status`` filters on the customer's city."""
 
     status_field = "customer__city"
+
+
+class NumberOrderMapper(ShopOrderMapper):
+    """The order number as the source_id (as Oscar's mapper does)."""
+
+    source_id_field = "number"
+
+    def source_id(self, order: Any) -> str:
+        return order.number

@@ -43,6 +43,7 @@ class OscarOrderMapper(OrderMapper):
 
     date_field = "date_placed"
     status_field = "status"
+    source_id_field = "number"  # the commands' --ids take order numbers
     #: Oscar status -> Voucherify status; ``VOUCHERIFY_ORDERS["OSCAR"]["STATUS_MAP"]`` adds
     #: to it or overrides it.
     status_map: dict[str, OrderStatus] = SANDBOX_STATUS_MAP

@@ -23,6 +23,7 @@ from ...importer import (
     run_import,
     select_orders,
 )
+from ...importer.params import unknown_ids
 from ...importer.via_create import create_via_live_sync
 from ...models import ImportFailure, ImportJob, JobStatus
 
@@ -63,7 +64,9 @@ class Command(BaseCommand):
             "--status", action="append", default=[], type=_listed,
             help="Only orders with these statuses, in your model's values (repeatable or a,b).",
         )  # fmt: skip
-        parser.add_argument("--ids", type=_listed, default=[], help="Only these order pks (a,b).")
+        parser.add_argument(
+            "--ids", type=_listed, default=[], help="Only these orders, by pk or source_id (a,b)."
+        )
         parser.add_argument(
             "--include-synced", action="store_true",
             help="Also send orders whose sync row is synced (left out by default: Voucherify "
@@ -148,7 +151,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if params.since and params.until and params.since >= params.until:
             raise CommandError("--since must be before --until")
-        select_orders(params).exists()  # a bad --ids or --status value fails here, not later
+        select_orders(params).exists()  # a bad --status value fails here, not later
+        missing = unknown_ids(params) if params.ids else []
+        if missing:
+            raise CommandError(f"--ids: no order has the pk or source_id {', '.join(missing)}")
         return params
 
     def _job(self, options: dict[str, Any]) -> ImportJob:
