@@ -92,7 +92,7 @@ def _push(request: HttpRequest, keys: list[str], *, force: bool) -> None:
     count = enqueue_sync(orders, force=force)
     # With a worker, the rows are pending; in eager mode (no broker) the push already ran.
     rows = OrderSync.objects.in_bulk([key for key in keys if key in found])
-    outcome = {"synced": 0, "failed": 0, "pending": 0}
+    outcome = {"synced": 0, "failed": 0, "pending": 0, "skipped": 0}
     lines: list[tuple[int, str]] = []
     for key in keys:
         row = rows.get(key)
@@ -112,6 +112,13 @@ def _push(request: HttpRequest, keys: list[str], *, force: bool) -> None:
                 "message": row.last_error_message or "",
             }
             lines.append((messages.ERROR, text))
+        elif row.state == SyncState.SKIPPED:
+            outcome["skipped"] += 1
+            text = _(
+                "Order %(order)s was not pushed: the mapper's ready() or a before_push "
+                "receiver held it back."
+            ) % {"order": label}
+            lines.append((messages.WARNING, text))
         else:
             outcome["pending"] += 1
             lines.append(
@@ -122,7 +129,15 @@ def _push(request: HttpRequest, keys: list[str], *, force: bool) -> None:
         "%(count)d orders sent to the push queue",
         count,
     ) % {"count": count}
-    details = _("%(synced)d in Voucherify now, %(pending)d queued, %(failed)d failed.") % outcome
+    details = (
+        _(
+            "%(synced)d in Voucherify now, %(pending)d queued, %(skipped)d not pushed, "
+            "%(failed)d failed."
+        )
+        % outcome
+        if outcome["skipped"]
+        else _("%(synced)d in Voucherify now, %(pending)d queued, %(failed)d failed.") % outcome
+    )
     if len(lines) > MESSAGE_LIMIT:
         details += " " + _("%(named)d of them are listed, failures first.") % {
             "named": MESSAGE_LIMIT

@@ -245,3 +245,24 @@ def test_a_change_page_button_comes_back_to_the_change_page(
         superuser_client, "push_now", str(order.pk), _voucherify_next="https://evil.example/"
     )
     assert response["Location"] == SYNC_LIST
+
+
+def test_an_order_held_back_by_ready_is_not_reported_queued(
+    superuser_client, pending_orders, voucherify_emulator, settings
+):
+    settings.VOUCHERIFY_ORDERS = {
+        **settings.VOUCHERIFY_ORDERS,
+        "MAPPER": "tests.testapp.voucherify.NothingReadyMapper",
+    }
+    key = str(pending_orders(1)[0].pk)
+
+    response = act(superuser_client, "push_now", key)
+
+    assert voucherify_emulator.get_order(key) is None
+    messages = texts(response)
+    assert any(m.startswith("1 order sent to the push queue: 0 in Voucherify now, 0 queued, "
+                            "1 not pushed, 0 failed.") for m in messages), messages  # fmt: skip
+    assert (
+        f"Order {key} was not pushed: the mapper's ready() or a before_push receiver "
+        "held it back." in messages
+    )

@@ -40,3 +40,10 @@ class NumberOrderMapper(ShopOrderMapper):
 
     def source_id(self, order: Any) -> str:
         return order.number
+
+
+class NothingReadyMapper(ShopOrderMapper):
+    """Holds every order back (``ready()`` is False): nothing is pushed."""
+
+    def ready(self, order: Any) -> bool:
+        return False
