@@ -47,3 +47,29 @@ def test_files_the_example_project_writes_are_ignored_by_git(written):
         ["git", "check-ignore", "--no-index", "-q", written], cwd=ROOT, check=False
     )
     assert ignored.returncode == 0, f"{written} is not in .gitignore"
+
+
+@pytest.mark.timeout(300)
+def test_a_built_wheel_holds_every_file_of_the_package(tmp_path):
+    """Until the app is on PyPI, users install a wheel built from a checkout (README):
+    templates, migrations and py.typed must be in it, not only the modules."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    import sys
+    import zipfile
+
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(ROOT), "-w",
+         str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("django_voucherify_orders-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    tracked = subprocess.run(
+        ["git", "ls-files", "django_voucherify_orders"], cwd=ROOT, capture_output=True,
+        text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert tracked
+    assert [name for name in tracked if name not in shipped] == []
+    assert not any(name.endswith((".pyc", ".orig")) for name in shipped)
