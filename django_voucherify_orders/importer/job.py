@@ -162,6 +162,7 @@ class _BatchRunner:
         entry = {
             "first_pk": str(orders[0].pk), "last_pk": last_pk, "count": len(payloads),
             "action_id": None, "state": "sending", "pks": keys,
+            "invalid": [f["order_pk"] for f in local_failures],
         }  # fmt: skip
         self.job.batches = [*self.job.batches, entry]
         self.claim.save()
@@ -207,7 +208,6 @@ class _BatchRunner:
             sent = orders.filter(pk__gte=entry["first_pk"], pk__lte=entry["last_pk"])
         models, local_failures, errors = self._build(list(sent))
         # Invalid now, though valid when sent (changed since): recorded with the outcome.
-        self.job.failed += len(local_failures)
         payloads = {key: model.to_json() for key, model in models.items()}
         self._finish(entry, payloads, local_failures, errors)
 
@@ -249,6 +249,7 @@ class _BatchRunner:
             max_poll_interval=5.0, on_poll=self._beat,
         )  # fmt: skip
         if action.status != "DONE":
+            self._forget_failed_batch(entry)
             raise _BatchRefused(
                 f"import {action.id} of orders {entry['first_pk']}..{entry['last_pk']} "
                 f"ended {action.status}: {action.result}"
@@ -281,10 +282,11 @@ class _BatchRunner:
             }
             entry["state"] = "done"
         entry.pop("pks", None)
+        entry.pop("invalid", None)
         entry.update(done=len(imported), held=len(held), failed=len(local_failures) + len(refused))
         self.job.imported += len(imported)
         self.job.already_held += len(held)
-        self.job.failed += len(refused)
+        self.job.failed += len(local_failures) + len(refused)
         self.job.last_pk = entry["last_pk"]
         # The outcome and the checkpoint together, or neither: a crash here resumes by
         # polling this batch's action again, never by recording it twice.
@@ -319,6 +321,21 @@ class _BatchRunner:
                 action.id, unnamed, next(iter(payloads), ""), list(payloads)[-1:],
             )  # fmt: skip
         return failures, unnamed
+
+    def _forget_failed_batch(self, entry: dict[str, Any]) -> None:
+        """The action ended FAILED: which of the batch Voucherify holds is unknown, and
+        polling it again only fails again. The batch is forgotten, so a resume sends it
+        again (orders it did import come back as already existing), and what sending it
+        counted is taken back: the resend reads, validates and counts its orders anew."""
+        invalid = entry.get("invalid", [])
+        self.job.sent -= entry["count"]
+        self.job.failed -= len(invalid)
+        self.job.batches = self.job.batches[:-1]
+        with transaction.atomic():
+            ImportFailure.objects.filter(
+                job=self.job, stage=ImportFailure.Stage.LOCAL, order_pk__in=invalid
+            ).delete()
+            self.claim.save()
 
     def _forget_batch(self) -> None:
         self.job.batches = self.job.batches[:-1]
