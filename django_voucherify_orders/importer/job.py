@@ -21,7 +21,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from ..client import VoucherifyAPIError, VoucherifyClient, VoucherifyError, VoucherifyTransportError
+from ..client import (
+    RateLimitBusy,
+    VoucherifyAPIError,
+    VoucherifyClient,
+    VoucherifyError,
+    VoucherifyTransportError,
+)
 from ..client.schemas import AsyncAction, OrderImport
 from ..conf import get_client
 from ..mapping import MappingError, OrderMapper, get_mapper
@@ -107,6 +113,9 @@ def _run(
         raise
     except _BatchRefused as exc:
         batch_run.stop(JobStatus.FAILED, str(exc))
+        return job
+    except RateLimitBusy as exc:  # Voucherify is fine: the shared quota is used up for now
+        batch_run.stop(JobStatus.INTERRUPTED, str(exc))
         return job
     except VoucherifyError as exc:
         batch_run.stop(JobStatus.INTERRUPTED, f"Voucherify unreachable or failing: {exc}")
@@ -364,7 +373,10 @@ def _sources_of_other_orders(orders: dict[str, dict[str, Any]]) -> dict[str, str
 
 
 def _surely_not_received(exc: VoucherifyError) -> bool:
-    """An answered error, or a connection never made: the orders were not imported."""
+    """An answered error, a connection never made, or no rate-limit slot (no request):
+    the orders were not imported."""
+    if isinstance(exc, RateLimitBusy):
+        return True
     if isinstance(exc, VoucherifyTransportError):
         return not exc.sent
     return isinstance(exc, VoucherifyAPIError) and exc.status_code < 500

@@ -460,3 +460,33 @@ def test_an_order_unmappable_by_resume_time_is_counted_once_over_several_resumes
     job.refresh_from_db()
     assert (job.failed, job.failures.count()) == (1, 1)
     assert synced() == {str(o.pk) for o in orders[1:]}
+
+
+def test_an_import_refused_a_rate_limit_slot_is_interrupted_as_not_sent(
+    voucherify_emulator, caplog
+):
+    """Live sync saw a 429 asking every worker to wait an hour: the import's request gets
+    no slot, so nothing was sent. The job is interrupted with nothing in flight, and the
+    resume sends the batch without claiming it may have reached Voucherify."""
+    import time
+
+    from django.core.cache import cache
+
+    from django_voucherify_orders.sync.limiter import SharedRateLimiter
+
+    orders = seed(2)
+    SharedRateLimiter(None).pause_until(time.time() + 3600)
+    try:
+        with pytest.raises(CommandError, match=r"shared rate limit is busy.*--resume") as busy:
+            run()
+    finally:
+        cache.clear()
+    job = ImportJob.objects.get()
+    assert (job.status, job.batches, job.sent) == (JobStatus.INTERRUPTED, [], 0)
+    assert voucherify_emulator.count() == 0
+    assert "unreachable" not in str(busy.value)  # Voucherify is fine; the quota is used up
+    assert "unreachable" not in str(busy.value)  # Voucherify is fine; the quota is used up
+
+    run("--resume", str(job.pk))
+    assert "may or may not have reached Voucherify" not in caplog.text
+    assert synced() == {str(o.pk) for o in orders}
