@@ -32,7 +32,7 @@ from ..client.schemas import AsyncAction, OrderImport
 from ..conf import get_client
 from ..mapping import MappingError, OrderMapper, get_mapper
 from ..models import ImportFailure, ImportJob, JobStatus, OrderSync
-from .claim import ClaimLost, ImportClaim, JobBusy, JobFinished, claim_job
+from .claim import PROGRESS_FIELDS, ClaimLost, ImportClaim, JobBusy, JobFinished, claim_job
 from .params import ImportParameters, count_left_out_synced, select_orders
 from .rows import Failure, already_exists, failure, insert_failures, mark_failed, mark_synced
 
@@ -351,6 +351,9 @@ class _BatchRunner:
         self.claim.save()
 
     def stop(self, status: str, error: str) -> None:
+        # The job as last saved: what an interrupted write (its transaction rolled back)
+        # changed in memory only, such as a batch counted done, must not be saved now.
+        self.job.refresh_from_db(fields=[name for name in PROGRESS_FIELDS if name != "status"])
         self.job.status = status
         where = f" after order {self.job.last_pk}" if self.job.last_pk else " at the start"
         resume = (

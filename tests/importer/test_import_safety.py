@@ -490,3 +490,32 @@ def test_an_import_refused_a_rate_limit_slot_is_interrupted_as_not_sent(
     run("--resume", str(job.pk))
     assert "may or may not have reached Voucherify" not in caplog.text
     assert synced() == {str(o.pk) for o in orders}
+
+
+def test_ctrl_c_while_a_batch_is_recorded_resumes_by_recording_it(voucherify_emulator, monkeypatch):
+    """Ctrl-C lands while the batch's outcome is written (its transaction rolls back): the
+    job must say what the database holds, the batch still to record, not that it is done."""
+    from django_voucherify_orders.importer import job as job_module
+
+    orders = seed(3)
+    real = job_module.mark_synced
+    hits: list[bool] = []
+
+    def mark_synced(sent, unverified):
+        if not hits:
+            hits.append(True)
+            raise KeyboardInterrupt
+        return real(sent, unverified)
+
+    monkeypatch.setattr(job_module, "mark_synced", mark_synced)
+    with pytest.raises(CommandError, match="Interrupted"):
+        run()
+    job = ImportJob.objects.get()
+    assert (job.status, job.imported, [b["state"] for b in job.batches]) == (
+        JobStatus.INTERRUPTED, 0, ["submitted"],
+    )  # fmt: skip
+
+    run("--resume", str(job.pk))
+    job.refresh_from_db()
+    assert (job.status, job.imported) == (JobStatus.DONE, 3)
+    assert synced() == {str(o.pk) for o in orders}
