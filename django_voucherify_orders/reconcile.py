@@ -36,6 +36,7 @@ from . import exporter
 from .client import (
     AuthenticationError,
     NotFound,
+    RateLimitBusy,
     RateLimited,
     VoucherifyClient,
     VoucherifyError,
@@ -342,9 +343,15 @@ def reconcile(
 
 
 def _is_outage(error: VoucherifyError) -> bool:
-    """Worth continuing later: no answer, 5xx, 429, refused credentials."""
+    """Worth continuing later: no answer, 5xx, 429, no slot of the shared rate limit
+    (nothing sent), refused credentials."""
     return isinstance(
-        error, VoucherifyTransportError | VoucherifyServerError | RateLimited | AuthenticationError
+        error,
+        VoucherifyTransportError
+        | VoucherifyServerError
+        | RateLimited
+        | RateLimitBusy
+        | AuthenticationError,
     )
 
 

@@ -21,12 +21,18 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from ..client import VoucherifyAPIError, VoucherifyClient, VoucherifyError, VoucherifyTransportError
+from ..client import (
+    RateLimitBusy,
+    VoucherifyAPIError,
+    VoucherifyClient,
+    VoucherifyError,
+    VoucherifyTransportError,
+)
 from ..client.schemas import AsyncAction, OrderImport
 from ..conf import get_client
 from ..mapping import MappingError, OrderMapper, get_mapper
 from ..models import ImportFailure, ImportJob, JobStatus, OrderSync
-from .claim import ClaimLost, ImportClaim, JobBusy, JobFinished, claim_job
+from .claim import PROGRESS_FIELDS, ClaimLost, ImportClaim, JobBusy, JobFinished, claim_job
 from .params import ImportParameters, count_left_out_synced, select_orders
 from .rows import Failure, already_exists, failure, insert_failures, mark_failed, mark_synced
 
@@ -108,6 +114,9 @@ def _run(
     except _BatchRefused as exc:
         batch_run.stop(JobStatus.FAILED, str(exc))
         return job
+    except RateLimitBusy as exc:  # Voucherify is fine: the shared quota is used up for now
+        batch_run.stop(JobStatus.INTERRUPTED, str(exc))
+        return job
     except VoucherifyError as exc:
         batch_run.stop(JobStatus.INTERRUPTED, f"Voucherify unreachable or failing: {exc}")
         return job
@@ -162,6 +171,7 @@ class _BatchRunner:
         entry = {
             "first_pk": str(orders[0].pk), "last_pk": last_pk, "count": len(payloads),
             "action_id": None, "state": "sending", "pks": keys,
+            "invalid": [f["order_pk"] for f in local_failures],
         }  # fmt: skip
         self.job.batches = [*self.job.batches, entry]
         self.claim.save()
@@ -207,7 +217,6 @@ class _BatchRunner:
             sent = orders.filter(pk__gte=entry["first_pk"], pk__lte=entry["last_pk"])
         models, local_failures, errors = self._build(list(sent))
         # Invalid now, though valid when sent (changed since): recorded with the outcome.
-        self.job.failed += len(local_failures)
         payloads = {key: model.to_json() for key, model in models.items()}
         self._finish(entry, payloads, local_failures, errors)
 
@@ -249,6 +258,7 @@ class _BatchRunner:
             max_poll_interval=5.0, on_poll=self._beat,
         )  # fmt: skip
         if action.status != "DONE":
+            self._forget_failed_batch(entry)
             raise _BatchRefused(
                 f"import {action.id} of orders {entry['first_pk']}..{entry['last_pk']} "
                 f"ended {action.status}: {action.result}"
@@ -281,10 +291,11 @@ class _BatchRunner:
             }
             entry["state"] = "done"
         entry.pop("pks", None)
+        entry.pop("invalid", None)
         entry.update(done=len(imported), held=len(held), failed=len(local_failures) + len(refused))
         self.job.imported += len(imported)
         self.job.already_held += len(held)
-        self.job.failed += len(refused)
+        self.job.failed += len(local_failures) + len(refused)
         self.job.last_pk = entry["last_pk"]
         # The outcome and the checkpoint together, or neither: a crash here resumes by
         # polling this batch's action again, never by recording it twice.
@@ -320,11 +331,29 @@ class _BatchRunner:
             )  # fmt: skip
         return failures, unnamed
 
+    def _forget_failed_batch(self, entry: dict[str, Any]) -> None:
+        """The action ended FAILED: which of the batch Voucherify holds is unknown, and
+        polling it again only fails again. The batch is forgotten, so a resume sends it
+        again (orders it did import come back as already existing), and what sending it
+        counted is taken back: the resend reads, validates and counts its orders anew."""
+        invalid = entry.get("invalid", [])
+        self.job.sent -= entry["count"]
+        self.job.failed -= len(invalid)
+        self.job.batches = self.job.batches[:-1]
+        with transaction.atomic():
+            ImportFailure.objects.filter(
+                job=self.job, stage=ImportFailure.Stage.LOCAL, order_pk__in=invalid
+            ).delete()
+            self.claim.save()
+
     def _forget_batch(self) -> None:
         self.job.batches = self.job.batches[:-1]
         self.claim.save()
 
     def stop(self, status: str, error: str) -> None:
+        # The job as last saved: what an interrupted write (its transaction rolled back)
+        # changed in memory only, such as a batch counted done, must not be saved now.
+        self.job.refresh_from_db(fields=[name for name in PROGRESS_FIELDS if name != "status"])
         self.job.status = status
         where = f" after order {self.job.last_pk}" if self.job.last_pk else " at the start"
         resume = (
@@ -347,7 +376,10 @@ def _sources_of_other_orders(orders: dict[str, dict[str, Any]]) -> dict[str, str
 
 
 def _surely_not_received(exc: VoucherifyError) -> bool:
-    """An answered error, or a connection never made: the orders were not imported."""
+    """An answered error, a connection never made, or no rate-limit slot (no request):
+    the orders were not imported."""
+    if isinstance(exc, RateLimitBusy):
+        return True
     if isinstance(exc, VoucherifyTransportError):
         return not exc.sent
     return isinstance(exc, VoucherifyAPIError) and exc.status_code < 500

@@ -194,3 +194,35 @@ def test_the_export_is_not_kept_unless_asked(many, media):
     plain, kept = ExportJob.objects.order_by("pk")
     assert plain.file.name == "" and kept.file.name
     assert sorted(p.name for p in media.rglob("*.csv")) == [kept.file.name.rsplit("/", 1)[1]]
+
+
+def test_a_deep_run_stopped_by_a_busy_rate_limiter_says_how_to_continue(
+    many, emulator, media, monkeypatch
+):
+    """Live sync saw a 429 asking every worker to wait an hour: the deep run's next GET
+    gets no slot. It is an interruption to continue later, not a crash."""
+    import time
+
+    from django.core.cache import cache
+
+    from django_voucherify_orders.sync.limiter import SharedRateLimiter
+
+    second = many[1]
+
+    def stop() -> None:
+        SharedRateLimiter(None).pause_until(time.time() + 3600)
+
+    seen = stop_at_get(monkeypatch, 3, stop)  # the first order of the second batch
+    try:
+        status, out, err = exit_status("--deep", "--batch-size", "2", "--no-progress")
+    finally:
+        cache.clear()
+
+    assert status == 2, err
+    assert "Compared 2 local orders" in out  # the first batch's findings are kept
+    assert "shared rate limit is busy" in err
+    assert (
+        f"Continue with: manage.py voucherify_reconcile --deep --batch-size 2 "
+        f"--resume-after {second.pk}" in err
+    )
+    assert len(seen) == 3

@@ -402,3 +402,120 @@ def test_two_orders_with_one_source_id_are_not_taken_for_one(
     assert synced() == {str(orders[0].pk), str(orders[2].pk)}
     reason = job.failures.get().reason
     assert f"order {orders[0].pk}" in reason
+
+
+# --- a batch whose import action ended FAILED -----------------------------------------------
+
+
+def test_a_job_stopped_by_a_failed_import_action_resumes_by_sending_the_batch_again(
+    voucherify_emulator, monkeypatch
+):
+    """Voucherify ends the first import action FAILED (and it stays so). The command says
+    to resume; resuming sends the batch again instead of polling the failed action forever,
+    and the batch's unmappable order is counted and recorded once."""
+    orders = seed(3)
+    bad = orders[0]
+    Order.objects.filter(pk=bad.pk).update(status="lost")
+    real = VoucherifyClient.get_async_action
+    failed: set[str] = set()
+
+    def get_async_action(self, action_id):
+        action = real(self, action_id)
+        if not failed or action_id in failed:
+            failed.add(action_id)
+            return action.model_copy(update={"status": "FAILED", "result": {"message": "x"}})
+        return action
+
+    monkeypatch.setattr(VoucherifyClient, "get_async_action", get_async_action)
+    with pytest.raises(CommandError, match=r"ended FAILED.*--resume") as stopped:
+        run()
+    job = ImportJob.objects.get()
+    assert job.status == JobStatus.FAILED and f"--resume {job.pk}" in str(stopped.value)
+
+    with pytest.raises(CommandError, match="1 orders were not imported"):
+        run("--resume", str(job.pk))
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE_WITH_FAILURES, job.error
+    assert synced() == {str(o.pk) for o in orders[1:]}
+    assert (job.failed, job.failures.count(), len(job.batches)) == (1, 1, 1)
+    assert len(failed) == 1  # a second action was requested, and it ended DONE
+
+
+def test_an_order_unmappable_by_resume_time_is_counted_once_over_several_resumes(
+    voucherify_emulator,
+):
+    """Sent valid, then edited into an unmappable state while the job was interrupted; the
+    first resume is interrupted while polling too. The order is one failure, not two."""
+    orders = seed(3)
+    job = interrupt_while_polling(voucherify_emulator)
+    Order.objects.filter(pk=orders[0].pk).update(status="lost")
+
+    voucherify_emulator.faults.script([503] * 10)
+    with pytest.raises(CommandError, match="Resume"):
+        run("--resume", str(job.pk))
+    voucherify_emulator.faults.clear()
+    with pytest.raises(CommandError, match="1 orders were not imported"):
+        run("--resume", str(job.pk))
+
+    job.refresh_from_db()
+    assert (job.failed, job.failures.count()) == (1, 1)
+    assert synced() == {str(o.pk) for o in orders[1:]}
+
+
+def test_an_import_refused_a_rate_limit_slot_is_interrupted_as_not_sent(
+    voucherify_emulator, caplog
+):
+    """Live sync saw a 429 asking every worker to wait an hour: the import's request gets
+    no slot, so nothing was sent. The job is interrupted with nothing in flight, and the
+    resume sends the batch without claiming it may have reached Voucherify."""
+    import time
+
+    from django.core.cache import cache
+
+    from django_voucherify_orders.sync.limiter import SharedRateLimiter
+
+    orders = seed(2)
+    SharedRateLimiter(None).pause_until(time.time() + 3600)
+    try:
+        with pytest.raises(CommandError, match=r"shared rate limit is busy.*--resume") as busy:
+            run()
+    finally:
+        cache.clear()
+    job = ImportJob.objects.get()
+    assert (job.status, job.batches, job.sent) == (JobStatus.INTERRUPTED, [], 0)
+    assert voucherify_emulator.count() == 0
+    assert "unreachable" not in str(busy.value)  # Voucherify is fine; the quota is used up
+    assert "unreachable" not in str(busy.value)  # Voucherify is fine; the quota is used up
+
+    run("--resume", str(job.pk))
+    assert "may or may not have reached Voucherify" not in caplog.text
+    assert synced() == {str(o.pk) for o in orders}
+
+
+def test_ctrl_c_while_a_batch_is_recorded_resumes_by_recording_it(voucherify_emulator, monkeypatch):
+    """Ctrl-C lands while the batch's outcome is written (its transaction rolls back): the
+    job must say what the database holds, the batch still to record, not that it is done."""
+    from django_voucherify_orders.importer import job as job_module
+
+    orders = seed(3)
+    real = job_module.mark_synced
+    hits: list[bool] = []
+
+    def mark_synced(sent, unverified):
+        if not hits:
+            hits.append(True)
+            raise KeyboardInterrupt
+        return real(sent, unverified)
+
+    monkeypatch.setattr(job_module, "mark_synced", mark_synced)
+    with pytest.raises(CommandError, match="Interrupted"):
+        run()
+    job = ImportJob.objects.get()
+    assert (job.status, job.imported, [b["state"] for b in job.batches]) == (
+        JobStatus.INTERRUPTED, 0, ["submitted"],
+    )  # fmt: skip
+
+    run("--resume", str(job.pk))
+    job.refresh_from_db()
+    assert (job.status, job.imported) == (JobStatus.DONE, 3)
+    assert synced() == {str(o.pk) for o in orders}

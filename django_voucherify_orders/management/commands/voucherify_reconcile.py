@@ -5,15 +5,28 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import exporter, reconcile
 from ...client.schemas import Export
+from ...mapping import get_mapper
 
 #: Exit statuses, for cron jobs and monitoring.
 IN_STEP = 0  # no drift, or only the expected kind (deleted here, kept by Voucherify)
 DRIFT = 1  # drift found (with --fix: drift that --fix could not queue a push for)
 UNFINISHED = 2  # nothing or not everything was compared: a failed export, an interruption
+
+
+def _check_pk(text: str) -> None:
+    model = get_mapper().model
+    try:
+        model._meta.pk.to_python(text)
+    except (ValidationError, ValueError, TypeError):
+        raise CommandError(
+            f"--resume-after: {text!r} is not a primary key of {model._meta.label}",
+            returncode=UNFINISHED,
+        ) from None
 
 
 def _plain(text: str) -> str:
@@ -28,7 +41,8 @@ class Command(BaseCommand):
         "sends, one GET per order). Exit status: 0 when both sides agree or differ only as "
         "expected (orders deleted here, which Voucherify keeps); 1 when drift was found; "
         "with --fix, 0 once a push is queued for every missing and differing order (1 if "
-        "drift --fix cannot repair remains); 2 when the check could not finish."
+        "drift --fix cannot repair remains); 2 when the check could not finish (or an "
+        "option is wrong)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -72,8 +86,13 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Wrong options compare nothing (2), before the export is asked for; 1 means drift.
         if options["limit"] < 0 or options["batch_size"] < 1:
-            raise CommandError("--limit must be 0 or more and --batch-size 1 or more")
+            raise CommandError(
+                "--limit must be 0 or more and --batch-size 1 or more", returncode=UNFINISHED
+            )
+        if options["resume_after"] is not None:
+            _check_pk(options["resume_after"])
 
         def progress(export: Export) -> None:
             self.stderr.write(f"export {export.id} {export.status}", style_func=_plain)
