@@ -123,6 +123,14 @@ def _run(
     except TimeoutError as exc:
         batch_run.stop(JobStatus.INTERRUPTED, str(exc))
         return job
+    except ClaimLost:
+        raise  # another runner owns the job now: nothing of it is ours to write
+    except Exception as exc:
+        # A database error, a bug: the job says so and how to resume (the checkpoint is
+        # intact), rather than "running" until its runner is deemed dead. Then re-raise,
+        # so the worker's or the command's traceback shows it too.
+        batch_run.stop(JobStatus.INTERRUPTED, f"stopped by {type(exc).__name__}: {exc}")
+        raise
     failed = job.failed or job.unitemised
     job.status = JobStatus.DONE_WITH_FAILURES if failed else JobStatus.DONE
     job.finished_at = timezone.now()

@@ -519,3 +519,32 @@ def test_ctrl_c_while_a_batch_is_recorded_resumes_by_recording_it(voucherify_emu
     job.refresh_from_db()
     assert (job.status, job.imported) == (JobStatus.DONE, 3)
     assert synced() == {str(o.pk) for o in orders}
+
+
+def test_an_unexpected_error_stops_the_job_resumably_instead_of_leaving_it_running(
+    voucherify_emulator, monkeypatch
+):
+    """A database error while recording a batch (a full disk, a lost connection): the job
+    says what happened and how to resume, not "running" until its runner is deemed dead."""
+    from django.db import OperationalError
+
+    from django_voucherify_orders.importer import job as job_module
+
+    seed(5)
+
+    def disk_full(*args, **kwargs):
+        raise OperationalError("could not extend file: No space left on device")
+
+    monkeypatch.setattr(job_module, "mark_synced", disk_full)
+    with pytest.raises(OperationalError):
+        run()
+
+    job = ImportJob.objects.get()
+    assert job.status == JobStatus.INTERRUPTED
+    assert "No space left on device" in job.error
+    assert f"voucherify_import --resume {job.pk}" in job.error
+    assert not job.runner  # the claim is released: a resume need not wait
+
+    monkeypatch.undo()
+    run("--resume", str(job.pk))  # the batch landed: its orders come back as held
+    assert synced() == {str(order.pk) for order in Order.objects.all()}
