@@ -15,9 +15,11 @@ TIME_ZONE = "UTC"
 ROOT_URLCONF = "tests.oscar.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 SITE_ID = 1
-INSTALLED_APPS = [*OSCAR_APPS, "django_voucherify_orders"]
+# The sync panel's app goes before Oscar's, so its order_detail.html is found first.
+INSTALLED_APPS = ["django_voucherify_orders.contrib.oscar", *OSCAR_APPS, "django_voucherify_orders"]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
@@ -30,6 +32,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "oscar.core.context_processors.metadata",
             ]
         },
     }
