@@ -1,0 +1,91 @@
+"""Resuming an interrupted voucherify_import: what the resume records for the batch that was
+in flight, and what the user is told (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError
+from shop.models import Order
+
+from django_voucherify_orders.models import ImportJob, JobStatus, OrderSync, SyncState
+
+from .test_import_safety import run, seed, synced
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def interrupt(emulator, answered: int, *args: str) -> ImportJob:
+    """The first ``answered`` requests go through, then Voucherify fails for longer than
+    the retries last."""
+    emulator.faults.script([None] * answered + [503] * 10)
+    with pytest.raises(CommandError, match="Resume"):
+        run(*args)
+    emulator.faults.clear()
+    return ImportJob.objects.get()
+
+
+def test_an_interruption_in_the_first_batch_says_resume_at_the_start(voucherify_emulator):
+    seed(3)
+    voucherify_emulator.faults.script([None] + [503] * 10)  # sent; polling it fails
+
+    with pytest.raises(CommandError) as caught:
+        run()
+
+    job = ImportJob.objects.get()
+    assert f"Resume at the start with: manage.py voucherify_import --resume {job.pk}" in str(
+        caught.value
+    )
+    assert job.status == JobStatus.INTERRUPTED
+    assert job.finished_at is not None  # the admin shows when it stopped
+
+
+def test_a_batch_in_flight_from_an_earlier_version_records_its_pk_range(voucherify_emulator):
+    """A job saved before batch entries listed their pks: the resume records the range
+    first_pk..last_pk of the selection, no order before or after it."""
+    seed(5)
+    job = interrupt(voucherify_emulator, 4, "--batch-size", "2", "--include-synced")
+    assert [b["state"] for b in job.batches] == ["done", "submitted"]
+    job.batches[-1].pop("pks")  # as an earlier version wrote it
+    job.save()
+
+    out = run("--resume", str(job.pk))
+
+    assert "5 orders selected, 5 imported, 0 failed, 3 batches" in out
+    assert synced() == {str(pk) for pk in Order.objects.values_list("pk", flat=True)}
+    assert len(voucherify_emulator.orders()) == 5
+
+
+def test_a_batch_never_confirmed_is_sent_again_and_the_earlier_batches_stay(
+    voucherify_emulator,
+):
+    seed(5)
+    # The first batch is sent and polled; the second's import request fails (503): unknown.
+    job = interrupt(voucherify_emulator, 3, "--batch-size", "2")
+    assert [b["state"] for b in job.batches] == ["done", "sending"]
+
+    out = run("--resume", str(job.pk))
+
+    assert "5 orders selected, 5 imported, 0 failed, 3 batches" in out
+    job.refresh_from_db()
+    assert [b["count"] for b in job.batches] == [2, 2, 1]
+    assert len(voucherify_emulator.orders()) == 5
+
+
+def test_an_order_broken_while_its_batch_was_in_flight_is_failed_on_resume(voucherify_emulator):
+    """One order of the batch could not be mapped when it was sent, another breaks before
+    the resume: both are counted failed, and the second gets the failed row that
+    voucherify_sync --failed retries."""
+    orders = seed(3)
+    broken_before, broken_after = orders[0], orders[1]
+    Order.objects.filter(pk=broken_before.pk).update(status="lost")
+    job = interrupt(voucherify_emulator, 1)
+    assert job.failed == 1
+    Order.objects.filter(pk=broken_after.pk).update(status="lost")
+
+    with pytest.raises(CommandError, match="2 orders were not imported"):
+        run("--resume", str(job.pk))
+
+    job.refresh_from_db()
+    assert (job.status, job.failed, job.imported) == (JobStatus.DONE_WITH_FAILURES, 2, 1)
+    row = OrderSync.objects.get(pk=str(broken_after.pk))
+    assert (row.state, row.last_error_key) == (SyncState.FAILED, "invalid_local_data")
