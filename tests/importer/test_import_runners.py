@@ -11,6 +11,7 @@ from django.core.management import CommandError
 from django.utils import timezone
 
 from django_voucherify_orders import tasks
+from django_voucherify_orders.client import VoucherifyClient
 from django_voucherify_orders.importer import JobBusy, check_claimable, silence_limit
 from django_voucherify_orders.importer.claim import claim_job
 from django_voucherify_orders.models import ImportJob, JobStatus
@@ -95,3 +96,33 @@ def test_the_silence_limit_with_the_default_timeouts_and_its_floor(settings):
         "READ_TIMEOUT": 1,
     }  # fmt: skip
     assert silence_limit() == 120  # never less than two minutes
+
+
+def test_a_runner_waiting_on_a_long_import_keeps_its_claim(voucherify_emulator, monkeypatch):
+    """Voucherify takes several polls to process a batch; the runner beats at each poll,
+    so a runner whose last write is older than the silence limit, but that is still
+    polling, is not taken over."""
+    seed(3)
+    real = VoucherifyClient.get_async_action
+    polls: list[str] = []
+    refused: list[str] = []
+
+    def get_async_action(self, action_id):
+        if not polls:  # the batch has been processing for longer than the silence limit
+            long_ago = timezone.now() - timedelta(seconds=silence_limit() + 60)
+            ImportJob.objects.update(heartbeat_at=long_ago)
+        else:
+            job = ImportJob.objects.get()
+            with pytest.raises(CommandError) as caught:
+                run("--resume", str(job.pk))
+            refused.append(str(caught.value))
+        polls.append(action_id)
+        return real(self, action_id)
+
+    monkeypatch.setattr(VoucherifyClient, "get_async_action", get_async_action)
+
+    out = run()
+
+    assert "3 imported" in out
+    assert len(polls) >= 2  # IN_PROGRESS, then DONE
+    assert refused and "is running in another process" in refused[0]
