@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError
 from shop.models import Order
 
+from django_voucherify_orders.conf import get_client
 from django_voucherify_orders.models import ImportJob, JobStatus, OrderSync, SyncState
 
 from .test_import_safety import run, seed, synced
@@ -89,3 +90,24 @@ def test_an_order_broken_while_its_batch_was_in_flight_is_failed_on_resume(vouch
     assert (job.status, job.failed, job.imported) == (JobStatus.DONE_WITH_FAILURES, 2, 1)
     row = OrderSync.objects.get(pk=str(broken_after.pk))
     assert (row.state, row.last_error_key) == (SyncState.FAILED, "invalid_local_data")
+
+
+def test_an_order_another_writer_put_in_voucherify_is_sent_whole_on_its_next_save(
+    voucherify_emulator,
+):
+    """Voucherify already holds one order, as another writer sent it: the import counts it
+    held, marks it synced without a payload hash, and the order's next save sends it whole
+    (not skipped as unchanged), so Voucherify ends with the shop's order."""
+    orders = seed(2)
+    theirs = orders[0]
+    Order.objects.filter(pk=theirs.pk).update(status="paid")
+    get_client().create_order({"source_id": str(theirs.pk), "amount": 1, "status": "CREATED"})
+
+    out = run()
+
+    assert "2 orders selected, 1 imported, 1 already in Voucherify, 0 failed" in out
+    rows = OrderSync.objects.filter(state=SyncState.SYNCED)
+    assert len(rows) == 2
+    assert all(r.synced_at and not r.is_dirty for r in rows)  # live sync has nothing to send
+    Order.objects.get(pk=theirs.pk).save()  # an edit in the shop that changes no field
+    assert voucherify_emulator.get_order(str(theirs.pk))["status"] == "PAID"
