@@ -3,12 +3,21 @@ in flight, and what the user is told (issue 11)."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
-from django.core.management import CommandError
+from django.core.management import CommandError, call_command
 from shop.models import Order
 
 from django_voucherify_orders.conf import get_client
-from django_voucherify_orders.models import ImportJob, JobStatus, OrderSync, SyncState
+from django_voucherify_orders.mapping import OrderMapper
+from django_voucherify_orders.models import (
+    ImportFailure,
+    ImportJob,
+    JobStatus,
+    OrderSync,
+    SyncState,
+)
 
 from .test_import_safety import run, seed, synced
 
@@ -111,3 +120,29 @@ def test_an_order_another_writer_put_in_voucherify_is_sent_whole_on_its_next_sav
     assert all(r.synced_at and not r.is_dirty for r in rows)  # live sync has nothing to send
     Order.objects.get(pk=theirs.pk).save()  # an edit in the shop that changes no field
     assert voucherify_emulator.get_order(str(theirs.pk))["status"] == "PAID"
+
+
+def test_an_order_whose_source_id_cannot_be_built_is_named_by_its_pk(
+    voucherify_emulator, monkeypatch
+):
+    """A bug in the shop's mapper.source_id: the summary and the failure row name the
+    order by its pk, the only name it has."""
+    orders = seed(2)
+    broken = orders[0]
+    real = OrderMapper.source_id
+
+    def source_id(self, order):
+        if order.pk == broken.pk:
+            raise LookupError("no number yet")
+        return real(self, order)
+
+    monkeypatch.setattr(OrderMapper, "source_id", source_id)
+
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 orders were not imported"):
+        call_command("voucherify_import", "--no-progress", stdout=out, stderr=StringIO())
+
+    assert f"  failed {broken.pk}: " in out.getvalue()
+    assert "no number yet" in out.getvalue()
+    failure = ImportFailure.objects.get()
+    assert (failure.order_pk, failure.source_id) == (str(broken.pk), "")
