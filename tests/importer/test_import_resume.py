@@ -146,3 +146,22 @@ def test_an_order_whose_source_id_cannot_be_built_is_named_by_its_pk(
     assert "no number yet" in out.getvalue()
     failure = ImportFailure.objects.get()
     assert (failure.order_pk, failure.source_id) == (str(broken.pk), "")
+
+
+def test_an_unmappable_order_gets_the_failed_row_a_live_push_would_give_it(voucherify_emulator):
+    """The import's failed row and live sync's, for two orders broken the same way, look
+    the same to the admin, the health page and voucherify_sync --failed."""
+    orders = seed(2)
+    imported, pushed = orders
+    Order.objects.filter(pk__in=[imported.pk, pushed.pk]).update(status="lost")
+
+    with pytest.raises(CommandError, match="1 orders were not imported"):
+        run("--ids", str(imported.pk))
+    Order.objects.get(pk=pushed.pk).save()  # live sync pushes it, and it fails
+
+    def shape(pk):  # versions count saves, which differ; dirty or not must not
+        row = OrderSync.objects.get(pk=str(pk))
+        return (row.state, row.attempts, row.is_dirty, row.last_error_key)
+
+    assert shape(imported.pk) == shape(pushed.pk)
+    assert shape(imported.pk)[0] == SyncState.FAILED
