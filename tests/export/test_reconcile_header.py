@@ -73,3 +73,45 @@ def test_a_missing_column_names_the_field_and_the_header_seen(synced_shop, media
         "the export has no column for status (its header row is "
         "Created At,ID,Source ID,State,Amount)" in err
     )
+
+
+def test_an_export_that_starts_with_a_byte_order_mark_is_read(synced_shop, media, monkeypatch):
+    """Spreadsheet tools and some exporters write a UTF-8 BOM before the first label."""
+    synced_shop.order(status="paid")
+    render = relabelled(["ID", "Source ID", "Status", "Amount"], [1, 0, 2, 3], extra=False)
+    monkeypatch.setattr(emulator_jobs, "render_csv", lambda *a: "\ufeff" + render(*a))
+
+    status, out, err = exit_status()
+
+    assert status == 0, err
+    assert "Compared 1 local orders with 1 in Voucherify" in out
+
+
+def test_an_empty_export_is_a_header_error(synced_shop, media, monkeypatch):
+    synced_shop.order(status="paid")
+    monkeypatch.setattr(emulator_jobs, "render_csv", lambda *a: "")
+
+    status, _, err = exit_status()
+
+    assert status == 2
+    assert "the export has no column for id, source_id, status, amount (its header row is " in err
+    assert "(empty)); reconcile needs id, source_id, status, amount" in err
+
+
+def test_a_row_shorter_than_the_header_reads_its_missing_cells_as_empty(
+    synced_shop, media, monkeypatch
+):
+    synced_shop.order(status="paid")
+    full = relabelled(["ID", "Source ID", "Status", "Amount"], [0, 1, 3, 2], extra=False)
+
+    def render(*args) -> str:  # each row without its last cell (the status)
+        lines = full(*args).split("\r\n")
+        rows = [lines[0], *(line.rsplit(",", 1)[0] for line in lines[1:] if line)]
+        return "\r\n".join(rows) + "\r\n"
+
+    monkeypatch.setattr(emulator_jobs, "render_csv", render)
+
+    status, out, err = exit_status()
+
+    assert status == 1, err
+    assert "status: local PAID, Voucherify -" in out  # no status, not a broken row
