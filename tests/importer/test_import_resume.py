@@ -165,3 +165,29 @@ def test_an_unmappable_order_gets_the_failed_row_a_live_push_would_give_it(vouch
 
     assert shape(imported.pk) == shape(pushed.pk)
     assert shape(imported.pk)[0] == SyncState.FAILED
+
+
+def test_a_resume_after_a_finished_batch_records_that_batch_once(voucherify_emulator):
+    """Stopped between batches (the next import request refused with 429s): the resume
+    goes on after the finished batch, and neither polls it again nor counts it twice."""
+    seed(5)
+    voucherify_emulator.faults.retry_after = 0
+    first = voucherify_emulator.count()
+    voucherify_emulator.faults.script([None] * 3 + [429] * 10)  # batch 1 sent and polled
+    with pytest.raises(CommandError, match="Resume"):
+        run("--batch-size", "2")
+    voucherify_emulator.faults.clear()
+    job = ImportJob.objects.get()
+    assert [b["state"] for b in job.batches] == ["done"]
+    assert (job.imported, job.last_pk) == (2, str(Order.objects.order_by("pk")[1].pk))
+    polls_of_first = f"/v1/async-actions/{job.batches[0]['action_id']}"
+    polled = voucherify_emulator.count(method="GET", path_prefix=polls_of_first)
+    assert voucherify_emulator.count() > first
+
+    run("--resume", str(job.pk))
+
+    job.refresh_from_db()
+    assert voucherify_emulator.count(method="GET", path_prefix=polls_of_first) == polled
+    assert (job.status, job.imported, job.failed, job.total) == (JobStatus.DONE, 5, 0, 5)
+    assert [b["state"] for b in job.batches] == ["done"] * 3
+    assert synced() == {str(order.pk) for order in Order.objects.all()}
