@@ -31,6 +31,19 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
     return True if oscar_pass != in_oscar else None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _database_features_known(django_db_setup, django_db_blocker):
+    """Django's system checks, which every management command runs, ask each database
+    whether it supports JSONField; on SQLite the answer takes a query, which a test not
+    allowed on that database (the second alias, "other") refuses. Whether the answer was
+    cached by an earlier test depended on the order (Django 6 ran into it). Ask once."""
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for alias in connections:
+            connections[alias].features.supports_json_field  # noqa: B018 - cached here
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """The queued-push markers and rate-limit counters live in the cache."""
