@@ -63,6 +63,7 @@ __all__ = ["PushResult", "payload_hash", "push", "push_many"]
 logger = logging.getLogger("django_voucherify_orders.sync")
 
 MAX_THROTTLE_WAIT = MAX_WORKER_WAIT  # a longer wait for a slot reschedules the task instead
+LATE_HOLD_SLACK = 0.1  # seconds after a late-write hold ends that a push found early returns
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,25 @@ def push_many(order_pks: Iterable[str]) -> dict[str, PushResult]:
     rows = _take_leases(keys, token, config)
     results: dict[str, PushResult] = {}
     if len(rows) < len(keys):
-        states = dict(OrderSync.objects.filter(pk__in=keys).values_list("pk", "state"))
-        for key in keys:
-            if key not in rows:
-                state = states.get(key)
+        held = OrderSync.objects.filter(pk__in=keys).values_list(
+            "pk", "state", "lease_token", "lease_until"
+        )
+        now = timezone.now()
+        for key, state, lease_token, lease_until in held:
+            if key in rows:
+                continue
+            if state == SyncState.PENDING and lease_token.startswith("late-") and lease_until:
+                # Held until a late write can no longer land: nobody holds it to push it
+                # after, so this push comes back then (its ETA may have been a bit early).
+                retry_in = max((lease_until - now).total_seconds(), 0.0) + LATE_HOLD_SLACK
+                results[key] = PushResult("retry", retry_in=retry_in)
+            else:
                 # The lease holder re-enqueues when the order changed during its push; an
                 # order that is not pending was pushed since this push was queued.
-                outcome = "busy" if state == SyncState.PENDING else "settled"
-                results[key] = PushResult("missing" if state is None else outcome)
+                results[key] = PushResult("busy" if state == SyncState.PENDING else "settled")
+        for key in keys:
+            if key not in rows and key not in results:
+                results[key] = PushResult("missing")
     # The batch's HTTP attempts, written in one INSERT at its end (a worker killed
     # mid-batch loses these log rows; the OrderSync rows keep every outcome).
     attempts: list[SyncAttempt] = []

@@ -252,3 +252,34 @@ def test_a_timed_out_last_try_still_holds_the_order_until_its_write_can_land(
 
     assert voucherify.status(order) == "FULFILLED"
     assert row(order).state == SyncState.SYNCED
+
+
+def test_a_retry_arriving_just_before_the_late_write_hold_ends_comes_back_then(
+    shop, emulator, clock
+):
+    """The retry queued for the end of the hold may reach a worker a moment early (a
+    broker's ETA is not exact): it must come back when the hold ends, not be dropped as
+    "busy" and left to the sweep a minute later."""
+    from django_voucherify_orders import tasks
+
+    with paused_sync():
+        order = shop.order(status="paid")
+    hold_ends = timezone.now() + timedelta(seconds=13)
+    OrderSync.objects.filter(pk=str(order.pk)).update(
+        state=SyncState.PENDING, lease_until=hold_ends, lease_token="late-abc",
+        next_attempt_at=hold_ends,
+    )  # fmt: skip
+    clock.advance(12.9)  # 0.1 s early
+
+    result = push_many([str(order.pk)])[str(order.pk)]
+
+    assert result.outcome == "retry"
+    assert 0.1 <= result.retry_in <= 0.5
+    assert remote(emulator, order) is None  # nothing sent while the old write may land
+    queued = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tasks.sync, "enqueue_pushes", lambda keys, countdown: queued.append(
+            (keys, countdown)))  # fmt: skip
+        patch.setitem(tasks.push_orders.app.conf, "task_always_eager", False)
+        tasks.push_orders([str(order.pk)])
+    assert queued and queued[0][0] == [str(order.pk)] and 0.1 <= queued[0][1] <= 0.5
