@@ -26,15 +26,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from .client.schemas import OrderCreate
+from .echoes import ZERO_OMITTED_ITEM_FIELDS, ZERO_OMITTED_ORDER_FIELDS, same_value
 
 __all__ = ["deep_compare"]
 
-ZERO_OMITTED_ORDER = frozenset({"discount_amount"})
-ZERO_OMITTED_ITEM = frozenset({"discount_amount", "discount_quantity"})
 _IDENTITY = frozenset({"id", "source_id"})
 _PARTIES = {"customer": "customer_id", "referrer": "referrer_id"}
 
@@ -66,7 +64,7 @@ def deep_compare(
             differences += _metadata("metadata", value, theirs)
         elif key in _PARTIES:
             differences += _party(key, value, remote, last_payload, snapshot)
-        elif not (key in ZERO_OMITTED_ORDER and _zero_omitted(value, theirs)):
+        elif not (key in ZERO_OMITTED_ORDER_FIELDS and _zero_omitted(value, theirs)):
             differences += _scalar(key, value, theirs)
     return differences
 
@@ -79,24 +77,12 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _same(ours: Any, theirs: Any) -> bool:
-    if ours == theirs:
-        return True
-    if isinstance(ours, str) and isinstance(theirs, str):
-        try:
-            here, there = datetime.fromisoformat(ours), datetime.fromisoformat(theirs)
-            return abs((here - there).total_seconds()) < 0.001
-        except (TypeError, ValueError):  # not times, or one naive and one aware
-            return False
-    return False
-
-
 def _zero_omitted(ours: Any, theirs: Any) -> bool:
     return type(ours) is int and ours == 0 and theirs in (None, 0)
 
 
 def _scalar(name: str, ours: Any, theirs: Any) -> list[str]:
-    if _same(ours, theirs):
+    if same_value(ours, theirs):
         return []
     if theirs is None:
         return [f"{name} missing in Voucherify (here {_show(ours)})"]
@@ -109,7 +95,7 @@ def _metadata(prefix: str, ours: dict[str, Any], theirs: Any) -> list[str]:
     for key, value in ours.items():
         if key not in theirs:
             out.append(f"{prefix}.{key} missing in Voucherify (here {_show(value)})")
-        elif not _same(value, theirs[key]):
+        elif not same_value(value, theirs[key]):
             out.append(f"{prefix}.{key} differs ({_show(theirs[key])} → {_show(value)})")
     # A push replaces the metadata sent, so a key only Voucherify has is drift too.
     out += [f"{prefix}.{key} only in Voucherify" for key in theirs if key not in ours]
@@ -162,14 +148,14 @@ def _item_fields(label: str, ours: dict[str, Any], theirs: dict[str, Any]) -> li
         if key in ("product", "sku") and isinstance(value, dict):
             other = other if isinstance(other, dict) else {}
             for sub, sub_value in value.items():
-                if sub != "override" and not _same(sub_value, other.get(sub)):
+                if sub != "override" and not same_value(sub_value, other.get(sub)):
                     shown = _show(other.get(sub))
                     parts.append(f"{key}.{sub} of {label} {shown} → {_show(sub_value)}")
         elif key == "metadata" and isinstance(value, dict):
             parts += [f"{p} of {label}" for p in _metadata("metadata", value, other)]
-        elif key in ZERO_OMITTED_ITEM and _zero_omitted(value, other):
+        elif key in ZERO_OMITTED_ITEM_FIELDS and _zero_omitted(value, other):
             continue
-        elif not _same(value, other):
+        elif not same_value(value, other):
             parts.append(f"{key} of {label} {_show(other)} → {_show(value)}")
     if "metadata" not in ours and theirs.get("metadata"):  # a push sends the items whole
         parts += [f"{p} of {label}" for p in _metadata("metadata", {}, theirs["metadata"])]

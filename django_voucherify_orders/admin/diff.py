@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+
+from ..echoes import ZERO_OMITTED_ITEM_FIELDS, ZERO_OMITTED_ORDER_FIELDS, same_value
 
 __all__ = ["FieldDiff", "compare", "flatten"]
 
@@ -16,13 +17,6 @@ __all__ = ["FieldDiff", "compare", "flatten"]
 # reference ({"id": ..., "object": "customer"}), never with the details that were sent.
 NOT_ECHOED = frozenset({"customer", "referrer"})
 
-# Voucherify leaves zero discount fields out of the orders it returns: "zero/absent discount
-# fields are omitted (not 0)" (API-NOTES 5.6, from every documented order example). So a
-# local 0 in one of these is in step with an absent remote value (None once the client's
-# response model has read it). Only these fields and only 0: any other field Voucherify
-# lacks is still "missing", and a local 0 beside a remote 500 still "differs".
-ZERO_OMITTED_ORDER_FIELDS = frozenset({"discount_amount"})
-ZERO_OMITTED_ITEM_FIELDS = frozenset({"discount_amount", "discount_quantity"})
 
 _MISSING = object()
 _ITEM_FIELD = re.compile(r"items\[\d+\]\.(\w+)")
@@ -96,19 +90,6 @@ def _omitted_zero(path: str, local: Any, remote: Any) -> bool:
     return path in ZERO_OMITTED_ORDER_FIELDS
 
 
-def _same(local: Any, remote: Any) -> bool:
-    if local == remote:
-        return True
-    if isinstance(local, str) and isinstance(remote, str):
-        try:  # 2024-01-01T10:00:00Z and 2024-01-01T10:00:00.000Z are the same moment
-            ours, theirs = datetime.fromisoformat(local), datetime.fromisoformat(remote)
-            # Voucherify keeps milliseconds; the shop may have microseconds.
-            return abs((ours - theirs).total_seconds()) < 0.001
-        except (TypeError, ValueError):  # not dates, or one naive and one aware
-            return False
-    return False
-
-
 def _show(value: Any) -> str:
     if value is _MISSING:
         return "—"
@@ -136,6 +117,6 @@ def compare(local: dict[str, Any] | None, remote: dict[str, Any] | None) -> list
         elif theirs is _MISSING:
             status = "missing"
         else:
-            status = "same" if _same(value, theirs) else "differs"
+            status = "same" if same_value(value, theirs) else "differs"
         rows.append(FieldDiff(path, _show(value), _show(theirs), status))
     return rows
