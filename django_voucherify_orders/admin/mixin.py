@@ -49,6 +49,18 @@ __all__ = ["VoucherifySyncAdminMixin", "VoucherifySyncStateFilter"]
 
 PANEL_FIELD = "voucherify_sync_panel"
 PANEL_ATTEMPTS = 5
+
+
+def sync_state(order_pk: Any) -> tuple[OrderSync | None, list[SyncAttempt]]:
+    """An order's sync row and its latest ``PANEL_ATTEMPTS`` calls: two queries, no call
+    to Voucherify (the admin's panel and Oscar's dashboard panel both show them)."""
+    row = OrderSync.objects.filter(pk=str(order_pk)).first()
+    if row is None:
+        return None, []
+    latest = SyncAttempt.objects.filter(sync_id=row.pk).order_by("-started_at", "-pk")
+    return row, list(latest[:PANEL_ATTEMPTS])
+
+
 _STATE = "voucherify_sync_state_value"
 _ERROR_KEY = "voucherify_sync_error_key"
 
@@ -168,14 +180,7 @@ class VoucherifySyncAdminMixin(VoucherifyPermissions):
     @admin.display(description=gettext_lazy("Sync state"))
     def voucherify_sync_panel(self, obj: Any) -> SafeString:
         site = self.admin_site  # type: ignore[attr-defined]
-        row = OrderSync.objects.filter(pk=str(obj.pk)).first()
-        attempts = (
-            list(SyncAttempt.objects.filter(sync_id=row.pk).order_by("-started_at", "-pk")[
-                :PANEL_ATTEMPTS
-            ])
-            if row is not None
-            else []
-        )  # fmt: skip
+        row, attempts = sync_state(obj.pk)
         can = getattr(obj, "_voucherify_panel", {})
         opts = self.model._meta  # type: ignore[attr-defined]
         try:

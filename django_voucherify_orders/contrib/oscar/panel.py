@@ -8,12 +8,10 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
 from ...admin.actions import PUSH_PERMISSION, REMOTE_PERMISSION
-from ...models import OrderSync, SyncAttempt, SyncState
+from ...admin.mixin import PANEL_ATTEMPTS, sync_state
+from ...models import SyncState
 
 __all__ = ["PANEL_ATTEMPTS", "panel_context"]
-
-#: The latest attempts listed on the panel (the Django admin has the whole log).
-PANEL_ATTEMPTS = 5
 
 # Bootstrap 4 badge classes, as Oscar's dashboard uses them.
 STATE_BADGES: dict[str, str] = {
@@ -35,14 +33,7 @@ def _url(name: str, number: str) -> str | None:
 
 
 def panel_context(order: Any, request: HttpRequest | None) -> dict[str, Any]:
-    row = OrderSync.objects.filter(pk=str(order.pk)).first()
-    attempts = (
-        list(SyncAttempt.objects.filter(sync_id=row.pk).order_by("-started_at", "-pk")[
-            :PANEL_ATTEMPTS
-        ])
-        if row is not None
-        else []
-    )  # fmt: skip
+    row, attempts = sync_state(order.pk)
     user = getattr(request, "user", None)
     can_push = bool(user and user.has_perm(PUSH_PERMISSION))
     can_fetch = bool(user and user.has_perm(REMOTE_PERMISSION))
