@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 import tempfile
 from datetime import datetime, time
 from pathlib import Path
@@ -26,6 +25,7 @@ from ...importer import (
 from ...importer.params import unknown_ids
 from ...importer.via_create import create_via_live_sync
 from ...models import ImportFailure, ImportJob, JobStatus
+from ..progress import Progress
 
 
 def _when(text: str) -> datetime:
@@ -118,9 +118,18 @@ class Command(BaseCommand):
             tasks.run_import.delay(job.pk)
             self.stdout.write(f"Import job {job.pk} queued.")
             return
-        with _Progress(self, job, bar=not options["no_progress"]) as progress:
+        with Progress(self, f"import #{job.pk}", bar=not options["no_progress"]) as progress:
+
+            def update(job: ImportJob) -> None:
+                done = job.imported + job.failed
+                progress.start(job.total)
+                progress.show(
+                    done, f"import #{job.pk}: {done}/{job.total} ({job.failed} failed)",
+                    failed=job.failed,
+                )  # fmt: skip
+
             try:
-                job = run_import(job, progress=progress.update)
+                job = run_import(job, progress=update)
             except (JobBusy, JobFinished, ClaimLost) as exc:
                 raise CommandError(str(exc)) from None
             except KeyboardInterrupt:
@@ -248,34 +257,6 @@ class Command(BaseCommand):
             problems.append(f"{job.failed} orders were not imported.")
         if problems:
             raise CommandError(" ".join(problems))
-
-
-class _Progress:
-    """A tqdm bar on a terminal; plain lines otherwise (logs, CI)."""
-
-    def __init__(self, command: BaseCommand, job: ImportJob, *, bar: bool) -> None:
-        self.command = command
-        self.bar_wanted = bar and sys.stderr.isatty()
-        self.bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def update(self, job: ImportJob) -> None:
-        done = job.imported + job.failed
-        if self.bar_wanted:
-            if self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=job.total, unit="order", desc=f"import #{job.pk}")
-            self.bar.update(done - self.bar.n)
-            self.bar.set_postfix(failed=job.failed)
-        else:
-            self.command.stderr.write(f"import #{job.pk}: {done}/{job.total} ({job.failed} failed)")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _check_writable(path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -11,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ... import exporter, reconcile
 from ...client.schemas import Export
 from ...mapping import get_mapper
+from ..progress import Progress
 
 #: Exit statuses, for cron jobs and monitoring.
 IN_STEP = 0  # no drift, or only the expected kind (deleted here, kept by Voucherify)
@@ -97,7 +97,16 @@ class Command(BaseCommand):
         def progress(export: Export) -> None:
             self.stderr.write(f"export {export.id} {export.status}", style_func=_plain)
 
-        bar = _Progress(self, bar=not options["no_progress"]) if options["deep"] else None
+        bar = (
+            Progress(self, "reconcile --deep", bar=not options["no_progress"])
+            if options["deep"]
+            else None
+        )
+
+        def checked(count: int) -> None:
+            assert bar is not None
+            bar.show(count, f"reconcile --deep: {count}/{bar.total} orders checked")
+
         try:
             result = reconcile.reconcile(
                 fix=options["fix"],
@@ -110,7 +119,7 @@ class Command(BaseCommand):
                 deep=options["deep"],
                 resume_after=options["resume_after"],
                 on_start=bar.start if bar else None,
-                on_progress=bar.update if bar else None,
+                on_progress=checked if bar else None,
             )
         except exporter.ExportFailed as exc:
             raise CommandError(
@@ -186,30 +195,3 @@ class Command(BaseCommand):
         for row in table:
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             self.stdout.write("  " + "  ".join([*cells, row[4]]).rstrip())
-
-
-class _Progress:
-    """A tqdm bar on a terminal; a plain line per batch otherwise (logs, cron)."""
-
-    def __init__(self, command: BaseCommand, *, bar: bool) -> None:
-        self.command = command
-        self.bar_wanted = bar and sys.stderr.isatty()
-        self.bar: Any = None
-        self.total = 0
-
-    def start(self, total: int) -> None:
-        self.total = total
-        if self.bar_wanted:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="order", desc="reconcile --deep")
-
-    def update(self, checked: int) -> None:
-        if self.bar is not None:
-            self.bar.update(checked - self.bar.n)
-        else:
-            self.command.stderr.write(f"reconcile --deep: {checked}/{self.total} orders checked")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
